@@ -1,0 +1,40 @@
+# Run `make help` for the list of targets.
+PYTHON ?= python
+# CPU build of torch from this machine's local wheel; on a GPU machine: make install TORCH="torch"
+TORCH ?= torch==2.13.0
+PYTEST_WORKERS ?= 2
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install train test test-full lint format bench clean
+
+help: ## Show this help
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+install: ## Install the package (editable) with dev tools; torch first so no CUDA build is pulled
+	$(PYTHON) -m pip install --quiet "$(TORCH)"
+	$(PYTHON) -m pip install --quiet -e ".[dev]"
+
+train: install ## Train sa_unet on the embedded sample photos, CPU, offline (a few minutes). Extra: ARGS="..."
+	$(PYTHON) -m inpainting.train model=sa_unet $(ARGS)
+
+test: install ## Fast test suite (what CI runs)
+	$(PYTHON) -m pytest -m "not slow" -n $(PYTEST_WORKERS) --timeout 600
+
+test-full: install ## Every test, slow ones included
+	$(PYTHON) -m pytest -n $(PYTEST_WORKERS) --timeout 3600
+
+lint: ## Check style with ruff
+	$(PYTHON) -m ruff check inpainting tests bench
+	$(PYTHON) -m ruff format --check inpainting tests bench
+
+format: ## Fix style with ruff
+	$(PYTHON) -m ruff check --fix inpainting tests bench
+	$(PYTHON) -m ruff format inpainting tests bench
+
+bench: install ## Speed/memory benchmarks on this machine -> docs/benchmarks.md
+	$(PYTHON) bench/run_all.py --output docs/benchmarks.md
+
+clean: ## Remove logs, caches and build artefacts (keeps data/)
+	rm -rf logs outputs multirun .pytest_cache .ruff_cache build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

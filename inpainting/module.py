@@ -1,0 +1,118 @@
+"""The LightningModule: one generator, its losses, optimizer, scheduler and validation metrics.
+
+It owns the batch contract of DESIGN.md: the generator sees ``image * (1 - mask)`` and the mask,
+and everything judged (loss terms on the seam, metrics, pictures) uses the composite
+``out * mask + image * (1 - mask)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+from torchmetrics import MetricCollection
+from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+
+from inpainting.panels import to_unit_range
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
+
+
+def image_metrics() -> MetricCollection:
+    """PSNR and SSIM on [0, 1] images, the two numbers every inpainting paper reports."""
+    return MetricCollection(
+        {
+            "psnr": PeakSignalNoiseRatio(data_range=1.0),
+            "ssim": StructuralSimilarityIndexMeasure(data_range=1.0),
+        }
+    )
+
+
+class InpaintingModule(L.LightningModule):
+    """Trains ``net(masked_image, mask) -> image`` with a reconstruction loss.
+
+    ``optimizer`` and ``scheduler`` are partial constructors (Hydra ``_partial_: true``) so the
+    config chooses them without the module knowing their classes.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        loss: nn.Module,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        scheduler_interval: str = "step",
+    ) -> None:
+        super().__init__()
+        if scheduler_interval not in ("step", "epoch"):
+            raise ValueError(f"scheduler_interval must be 'step' or 'epoch', got {scheduler_interval!r}")
+        self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler"], logger=False)
+        self.net = net
+        self.loss = loss
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.val_metrics = image_metrics().clone(prefix="val/")
+        self.test_metrics = image_metrics().clone(prefix="test/")
+        # Plain-data copy of the run's config, stored in checkpoints so evaluate/predict can
+        # rebuild the network without unpickling objects (set by inpainting.train).
+        self.run_config: dict[str, Any] | None = None
+
+    def forward(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Return the raw generator output and the composite with the known pixels pasted back."""
+        output = self.net(image * (1.0 - mask), mask)
+        composite = output * mask + image * (1.0 - mask)
+        return output, composite
+
+    def _shared_step(self, batch: dict[str, Any]) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+        output, composite = self(batch["image"], batch["mask"])
+        terms = self.loss(output, composite, batch["image"], batch["mask"])
+        return terms, output, composite
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor]:
+        terms, output, composite = self._shared_step(batch)
+        batch_size = batch["image"].shape[0]
+        self.log_dict({f"train/{k}": v for k, v in terms.items() if k != "total"}, batch_size=batch_size)
+        self.log("train/loss", terms["total"], prog_bar=True, batch_size=batch_size)
+        return {"loss": terms["total"], "output": output.detach(), "composite": composite.detach()}
+
+    def _evaluation_step(
+        self, batch: dict[str, Any], stage: str, metrics: MetricCollection
+    ) -> dict[str, Tensor]:
+        terms, output, composite = self._shared_step(batch)
+        metrics.update(to_unit_range(composite), to_unit_range(batch["image"]))
+        self.log(f"{stage}/loss", terms["total"], batch_size=batch["image"].shape[0], sync_dist=True)
+        self.log_dict(metrics, prog_bar=stage == "val")
+        return {"output": output, "composite": composite}
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor]:
+        return self._evaluation_step(batch, "val", self.val_metrics)
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor]:
+        return self._evaluation_step(batch, "test", self.test_metrics)
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        return self(batch["image"], batch["mask"])[1]
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = self.optimizer_factory(params=self.net.parameters())
+        if self.scheduler_factory is None:
+            return {"optimizer": optimizer}
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": self.hparams.scheduler_interval},
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.run_config is not None:
+            checkpoint["inpainting_config"] = self.run_config
+        for logger in self.loggers:
+            if type(logger).__name__ == "WandbLogger":
+                checkpoint["inpainting_wandb_id"] = logger.version
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.run_config = checkpoint.get("inpainting_config", self.run_config)

@@ -1,0 +1,111 @@
+"""``python -m inpainting.train``: compose the config, instantiate, fit, return the metrics.
+
+Thin on purpose (lightning-hydra-template's shape): everything it builds is named by a config
+``_target_``; no model logic lives here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from inpainting.config import instantiate_callbacks, instantiate_loggers, print_config_tree
+
+log = logging.getLogger(__name__)
+
+
+def _wandb_run_id(ckpt_path: str) -> str | None:
+    """The wandb run a checkpoint was written by, so a resumed run continues the same wandb run."""
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    return checkpoint.get("inpainting_wandb_id")
+
+
+def _prepare_resume(cfg: DictConfig) -> None:
+    if not cfg.get("ckpt_path"):
+        return
+    ckpt = Path(cfg.ckpt_path)
+    if not ckpt.is_file():
+        raise FileNotFoundError(
+            f"ckpt_path={cfg.ckpt_path}: no such checkpoint file (expected e.g. .../checkpoints/last.ckpt)"
+        )
+    run_id = _wandb_run_id(str(ckpt))
+    if run_id and cfg.get("logger") and "wandb" in cfg.logger:
+        with open_dict(cfg):
+            cfg.logger.wandb.id = run_id
+            cfg.logger.wandb.resume = "allow"
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Train (and optionally test) the model the config describes; return the logged metrics."""
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+    _prepare_resume(cfg)
+
+    log.info("Instantiating datamodule <%s>", cfg.data._target_)
+    datamodule: L.LightningDataModule = instantiate(cfg.data)
+    log.info("Instantiating module <%s> with net <%s>", cfg.module._target_, cfg.model._target_)
+    module: L.LightningModule = instantiate(cfg.module)
+    module.run_config = OmegaConf.to_container(cfg, resolve=True)
+
+    loggers = instantiate_loggers(cfg.get("logger"))
+    callbacks = instantiate_callbacks(cfg.get("callbacks"), has_logger=bool(loggers))
+    log.info("Instantiating trainer <%s>", cfg.trainer._target_)
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+    for logger in trainer.loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    try:
+        if cfg.get("train", True):
+            trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+        metrics: dict[str, Any] = dict(trainer.callback_metrics)
+        if cfg.get("test"):
+            best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
+            trainer.test(module, datamodule=datamodule, ckpt_path=best, weights_only=True)
+            metrics.update(trainer.callback_metrics)
+    finally:
+        _finish_wandb(trainer)
+    return {k: float(v) for k, v in metrics.items()}
+
+
+def _finish_wandb(trainer: L.Trainer) -> None:
+    """Close the wandb run so the next Hydra multirun job starts its own (wandb keeps one per process)."""
+    if any(type(logger).__name__ == "WandbLogger" for logger in trainer.loggers):
+        import wandb
+
+        wandb.finish()
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point; returns ``optimized_metric`` for sweepers."""
+    output_dir = Path(cfg.paths.output_dir)
+    print_config_tree(cfg, save_to=output_dir / "config_tree.log")
+    try:
+        metrics = train(cfg)
+    except (InstantiationException, ValueError, FileNotFoundError) as error:
+        # Configuration and input mistakes: one clear line, not a deep stack trace.
+        log.error("%s: %s", type(error).__name__, error)
+        log.error("Set HYDRA_FULL_ERROR=1 to see the full traceback.")
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        sys.exit(1)
+    name = cfg.get("optimized_metric")
+    if name and name not in metrics:
+        log.warning("optimized_metric %r was not logged; available: %s", name, sorted(metrics))
+        return None
+    return metrics.get(name) if name else None
+
+
+if __name__ == "__main__":
+    main()
