@@ -7,6 +7,7 @@ and everything judged (loss terms on the seam, metrics, pictures) uses the compo
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,8 @@ from torchmetrics import MetricCollection
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
 from inpainting.panels import to_unit_range
+
+log = logging.getLogger(__name__)
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
@@ -46,10 +49,13 @@ class InpaintingModule(L.LightningModule):
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
         scheduler_interval: str = "step",
+        max_nonfinite_steps: int = 10,
     ) -> None:
         super().__init__()
         if scheduler_interval not in ("step", "epoch"):
             raise ValueError(f"scheduler_interval must be 'step' or 'epoch', got {scheduler_interval!r}")
+        if max_nonfinite_steps < 1:
+            raise ValueError(f"max_nonfinite_steps must be a positive integer, got {max_nonfinite_steps}")
         self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler"], logger=False)
         self.net = net
         self.loss = loss
@@ -57,6 +63,8 @@ class InpaintingModule(L.LightningModule):
         self.scheduler_factory = scheduler
         self.val_metrics = image_metrics().clone(prefix="val/")
         self.test_metrics = image_metrics().clone(prefix="test/")
+        self.nonfinite_in_a_row = 0
+        self.nonfinite_total = 0
         # Plain-data copy of the run's config, stored in checkpoints so evaluate/predict can
         # rebuild the network without unpickling objects (set by inpainting.train).
         self.run_config: dict[str, Any] | None = None
@@ -72,12 +80,36 @@ class InpaintingModule(L.LightningModule):
         terms = self.loss(output, composite, batch["image"], batch["mask"])
         return terms, output, composite
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor]:
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor] | None:
         terms, output, composite = self._shared_step(batch)
         batch_size = batch["image"].shape[0]
+        if not torch.isfinite(terms["total"]):
+            return self._skip_nonfinite_step(terms)
+        self.nonfinite_in_a_row = 0
         self.log_dict({f"train/{k}": v for k, v in terms.items() if k != "total"}, batch_size=batch_size)
         self.log("train/loss", terms["total"], prog_bar=True, batch_size=batch_size)
         return {"loss": terms["total"], "output": output.detach(), "composite": composite.detach()}
+
+    def _skip_nonfinite_step(self, terms: dict[str, Tensor]) -> None:
+        """Skip an optimizer step whose loss is NaN/inf (returning None makes Lightning skip it);
+        stop with a clear message once ``max_nonfinite_steps`` happen in a row."""
+        self.nonfinite_in_a_row += 1
+        self.nonfinite_total += 1
+        bad = {k: float(v) for k, v in terms.items() if not torch.isfinite(v)}
+        log.warning(
+            "non-finite loss at step %d (%s): step skipped (%d in a row, %d in total)",
+            self.global_step,
+            bad,
+            self.nonfinite_in_a_row,
+            self.nonfinite_total,
+        )
+        if self.nonfinite_in_a_row >= self.hparams.max_nonfinite_steps:
+            raise FloatingPointError(
+                f"{self.nonfinite_in_a_row} non-finite losses in a row (last: {bad}); stopping. "
+                "Lower optimizer.lr, enable trainer.gradient_clip_val, or check the data; "
+                "raise module.max_nonfinite_steps to tolerate more."
+            )
+        return None
 
     def _evaluation_step(
         self, batch: dict[str, Any], stage: str, metrics: MetricCollection
