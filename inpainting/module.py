@@ -14,25 +14,14 @@ from typing import Any
 import lightning as L
 import torch
 from torch import Tensor, nn
-from torchmetrics import MetricCollection
-from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
+from inpainting.metrics import BucketedImageMetrics
 from inpainting.panels import to_unit_range
 
 log = logging.getLogger(__name__)
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
-
-
-def image_metrics() -> MetricCollection:
-    """PSNR and SSIM on [0, 1] images, the two numbers every inpainting paper reports."""
-    return MetricCollection(
-        {
-            "psnr": PeakSignalNoiseRatio(data_range=1.0),
-            "ssim": StructuralSimilarityIndexMeasure(data_range=1.0),
-        }
-    )
 
 
 class InpaintingModule(L.LightningModule):
@@ -61,8 +50,9 @@ class InpaintingModule(L.LightningModule):
         self.loss = loss
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        self.val_metrics = image_metrics().clone(prefix="val/")
-        self.test_metrics = image_metrics().clone(prefix="test/")
+        # PSNR/SSIM overall and per hole-area bucket (val/psnr_10-20, ...), the evaluator's definitions
+        self.val_metrics = BucketedImageMetrics()
+        self.test_metrics = BucketedImageMetrics()
         self.nonfinite_in_a_row = 0
         self.nonfinite_total = 0
         # Plain-data copy of the run's config, stored in checkpoints so evaluate/predict can
@@ -112,13 +102,27 @@ class InpaintingModule(L.LightningModule):
         return None
 
     def _evaluation_step(
-        self, batch: dict[str, Any], stage: str, metrics: MetricCollection
+        self, batch: dict[str, Any], stage: str, metrics: BucketedImageMetrics
     ) -> dict[str, Tensor]:
         terms, output, composite = self._shared_step(batch)
-        metrics.update(to_unit_range(composite), to_unit_range(batch["image"]))
+        metrics.update(to_unit_range(composite), to_unit_range(batch["image"]), batch["mask"])
         self.log(f"{stage}/loss", terms["total"], batch_size=batch["image"].shape[0], sync_dist=True)
-        self.log_dict(metrics, prog_bar=stage == "val")
         return {"output": output, "composite": composite}
+
+    def _log_epoch_metrics(self, stage: str, metrics: BucketedImageMetrics) -> None:
+        values = metrics.compute()  # already synced across DDP ranks
+        headline = {"psnr", "ssim"}
+        self.log_dict(
+            {f"{stage}/{k}": v for k, v in values.items() if k in headline}, prog_bar=stage == "val"
+        )
+        self.log_dict({f"{stage}/{k}": v for k, v in values.items() if k not in headline})
+        metrics.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch_metrics("val", self.val_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch_metrics("test", self.test_metrics)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor]:
         return self._evaluation_step(batch, "val", self.val_metrics)

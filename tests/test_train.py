@@ -81,6 +81,8 @@ def test_short_run_writes_checkpoints_panels_logs_and_metrics(tiny_train_config)
     assert list((run / "panels").glob("train_step*.png")) and list((run / "panels").glob("val_step*.png"))
     for key in ("val/psnr", "val/ssim", "test/psnr", "test/ssim"):
         assert key in metrics and metrics[key] > 0, key
+    bucket_keys = [k for k in metrics if k.startswith("val/psnr_")]
+    assert bucket_keys, "validation reports PSNR per hole-area bucket"
     with open(run / "csv" / "metrics.csv") as file:
         columns = next(csv.reader(file))
     assert {"train/loss", "val/psnr", "lr-Adam"} <= set(columns)
