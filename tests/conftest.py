@@ -60,11 +60,13 @@ def image_folder(tmp_path: Path) -> Path:
     return folder
 
 
-def compose_train_config(tmp_path: Path, overrides: list[str] | None = None) -> DictConfig:
-    """Compose conf/train.yaml in-process as `python -m inpainting.train` would, with outputs in tmp_path."""
+def compose_config(
+    tmp_path: Path, overrides: list[str] | None = None, config_name: str = "train"
+) -> DictConfig:
+    """Compose a conf/ entry config in-process as `python -m inpainting.<entry>` would, outputs in tmp_path."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", return_hydra_config=True, overrides=overrides or [])
+        cfg = compose(config_name=config_name, return_hydra_config=True, overrides=overrides or [])
         with open_dict(cfg):
             cfg.paths.root_dir = str(tmp_path)
             cfg.paths.data_dir = str(tmp_path / "data")
@@ -84,7 +86,7 @@ def tiny_train_config(tmp_path: Path, image_folder: Path):
     """A factory: ``tiny_train_config(*overrides)`` -> a composed config training on tiny images."""
 
     def make(*overrides: str) -> DictConfig:
-        return compose_train_config(tmp_path, [*TINY_OVERRIDES, f"data.root={image_folder}", *overrides])
+        return compose_config(tmp_path, [*TINY_OVERRIDES, f"data.root={image_folder}", *overrides])
 
     yield make
     GlobalHydra.instance().clear()
