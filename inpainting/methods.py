@@ -22,7 +22,7 @@ from inpainting.checkpoint import CheckpointError, load_generator
 CKPT_PREFIX = "ckpt:"
 MODEL_CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "model"
 # config keys that make two networks of the same class different models (sa_unet vs unet)
-ARCHITECTURE_KEYS = ("_target_", "attention")
+ARCHITECTURE_KEYS = ("_target_", "attention", "attention_in", "kv_pool", "mask_aware")
 
 
 @dataclass

@@ -1,0 +1,65 @@
+"""Write benchmark tables into docs/benchmarks.md, one marked section per benchmark.
+
+Each benchmark replaces only its own section, so benchmarks run at different times (``make bench``,
+``make bench-quality``) share one page, and every section says which machine and date produced it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+DEFAULT_PAGE = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+HEADER = (
+    "# Benchmarks\n\nWritten by `make bench` and `make bench-quality` (bench/). Each section names the machine and "
+    "date it was measured on. Times on shared machines drift: compare rows of one section (measured side by side "
+    "in one run), and read the ratios.\n"
+)
+
+
+def machine() -> str:
+    """One line naming the machine: CPU model, cores, torch and its thread count."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+
+
+def markdown_table(rows: Sequence[dict], columns: Sequence[str] | None = None) -> str:
+    columns = list(columns or rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(_fmt(row.get(c, "")) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value)
+
+
+def write_section(name: str, title: str, body: str, page: Path = DEFAULT_PAGE) -> None:
+    """Replace (or append) section ``name`` of the page with ``body`` under ``title``, stamped with the machine."""
+    stamp = f"_Measured {dt.date.today().isoformat()} on {machine()}._"
+    section = f"<!-- bench:{name} -->\n## {title}\n\n{stamp}\n\n{body.strip()}\n<!-- /bench:{name} -->"
+    text = page.read_text() if page.exists() else HEADER
+    pattern = re.compile(rf"<!-- bench:{re.escape(name)} -->.*?<!-- /bench:{re.escape(name)} -->", re.S)
+    text = (
+        pattern.sub(lambda _: section, text)
+        if pattern.search(text)
+        else text.rstrip() + "\n\n" + section + "\n"
+    )
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text(text)

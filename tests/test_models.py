@@ -1,0 +1,160 @@
+"""SAUNet: the generator contract (shapes, range, any size), attention placement, and the Hydra configs."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from inpainting.models.attention import SelfAttention2d
+from inpainting.models.sa_unet import SAUNet, count_parameters
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+TINY = {"base_channels": 8, "channel_mults": [1, 2, 4], "num_heads": 2, "window_size": 4}
+
+
+def batch(b: int, h: int, w: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    image = torch.rand(b, 3, h, w, generator=g) * 2 - 1
+    mask = (torch.rand(b, 1, h, w, generator=g) > 0.6).float()
+    return image * (1 - mask), mask
+
+
+def attention_blocks(net: torch.nn.Module) -> list[SelfAttention2d]:
+    return [m for m in net.modules() if isinstance(m, SelfAttention2d)]
+
+
+@pytest.mark.parametrize("size", [(64, 64), (37, 53), (5, 3)])
+@pytest.mark.parametrize("mask_aware", [False, True])
+def test_forward_shape_and_range(size: tuple[int, int], mask_aware: bool) -> None:
+    torch.manual_seed(0)
+    net = SAUNet(**TINY, mask_aware=mask_aware)
+    for m in attention_blocks(net):  # open the gates so attention actually shapes the output
+        torch.nn.init.constant_(m.gamma, 0.5)
+    masked, mask = batch(2, *size)
+    out = net(masked, mask)
+    assert out.shape == (2, 3, *size)
+    assert torch.isfinite(out).all()
+    assert out.min() >= -1 and out.max() <= 1
+
+
+def test_default_config_forward_backward() -> None:
+    torch.manual_seed(0)
+    net = SAUNet()
+    masked, mask = batch(1, 40, 48)
+    out = net(masked, mask)
+    assert out.shape == (1, 3, 40, 48)
+    out.square().mean().backward()
+    missing = [n for n, p in net.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not missing
+    # at init the attention gates are closed but still learn
+    assert all(m.gamma.grad is not None for m in attention_blocks(net))
+
+
+@pytest.mark.parametrize(
+    "where,keys",
+    [("decoder", ["dec1", "mid"]), ("encoder", ["enc1", "mid"]), ("both", ["dec1", "enc1", "mid"])],
+)
+def test_attention_placement(where: str, keys: list[str]) -> None:
+    net = SAUNet(**TINY, attention=["none", "window", "global"], attention_in=where)
+    assert sorted(net.attn.keys()) == keys
+    assert [net.attn[k].mode for k in keys] == ["window"] * (len(keys) - 1) + ["global"]
+    assert [net.attn[k].channels for k in keys] == [16] * (len(keys) - 1) + [32]
+    assert net.attn["mid"].kv_pool == 2 and net.attn[keys[0]].kv_pool == 1
+    net = SAUNet(**TINY, attention=["window", "none", "none"], attention_in="both")
+    assert sorted(net.attn.keys()) == ["dec0", "enc0"]
+    assert attention_blocks(SAUNet(**TINY, attention=["none"] * 3)) == []
+
+
+def test_unet_differs_only_by_attention() -> None:
+    sa = SAUNet(**TINY)
+    plain = SAUNet(**{**TINY, "attention": ["none"] * 3})
+    attn_params = sum(count_parameters(m) for m in attention_blocks(sa))
+    assert attn_params > 0
+    assert count_parameters(plain) + attn_params == count_parameters(sa)
+    # the plain net's weights load into the attention net (everything but the attention blocks)
+    missing, unexpected = sa.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("attn.") for k in missing)
+
+
+def test_closed_gates_equal_plain_unet() -> None:
+    """With every gate at 0 (its init) the attention net computes exactly the plain U-Net."""
+    sa = SAUNet(**TINY, mask_aware=True)
+    plain = SAUNet(**{**TINY, "attention": ["none"] * 3})
+    sa.load_state_dict(plain.state_dict(), strict=False)
+    masked, mask = batch(1, 21, 19)
+    torch.testing.assert_close(sa(masked, mask), plain(masked, mask))
+
+
+@pytest.mark.parametrize(
+    "kwargs,word",
+    [
+        ({"attention": ["none", "window"]}, "attention"),
+        ({"attention": ["none", "window", "local"]}, "attention"),
+        ({"norm": "batch"}, "norm"),
+        ({"activation": "relu6"}, "activation"),
+        ({"upsample": "cubic"}, "upsample"),
+        ({"attention_in": "middle"}, "attention_in"),
+        ({"base_channels": 8, "num_heads": 3}, "num_heads"),
+    ],
+)
+def test_argument_validation(kwargs: dict, word: str) -> None:
+    with pytest.raises(ValueError, match=word):
+        SAUNet(**kwargs)
+
+
+def test_wrong_input_channels() -> None:
+    with pytest.raises(ValueError, match="in_channels"):
+        SAUNet(**TINY)(torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 8))
+
+
+def test_sa_unet_yaml_instantiates() -> None:
+    cfg = OmegaConf.load(CONF_DIR / "model" / "sa_unet.yaml")
+    net = instantiate(cfg)
+    assert isinstance(net, SAUNet)
+    assert sorted(net.attn.keys()) == ["dec1", "mid"]
+    assert net.attn["mid"].mode == "global" and net.attn["dec1"].mode == "window"
+    masked, mask = batch(1, 24, 20)
+    assert net(masked, mask).shape == (1, 3, 24, 20)
+
+
+def test_sa_unet_yaml_matches_class_defaults() -> None:
+    """One source of truth in practice: the yaml spells out exactly the Python defaults."""
+    cfg = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "model" / "sa_unet.yaml"))
+    cfg.pop("_target_")
+    defaults = {k: p.default for k, p in inspect.signature(SAUNet).parameters.items()}
+    assert set(cfg) == set(defaults)
+    for key, value in cfg.items():
+        default = defaults[key]
+        assert (list(default) if isinstance(default, tuple) else default) == value, key
+
+
+def test_unet_yaml_is_sa_unet_without_attention() -> None:
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        unet_cfg = compose(config_name="model/unet").model
+        sa_cfg = compose(config_name="model/sa_unet").model
+        as_group = compose(overrides=["+model@model.net=unet"]).model.net  # how a training config mounts it
+    assert list(unet_cfg.attention) == ["none", "none", "none"]
+    diff = {k for k in sa_cfg if sa_cfg[k] != unet_cfg[k]}
+    assert diff == {"attention"}
+    assert as_group == unet_cfg
+    net = instantiate(unet_cfg)
+    assert isinstance(net, SAUNet) and attention_blocks(net) == []
+    masked, mask = batch(1, 16, 16)
+    assert net(masked, mask).shape == (1, 3, 16, 16)
+
+
+def test_models_import_without_lightning_or_hydra() -> None:
+    code = (
+        "import sys, inpainting.models.sa_unet, inpainting.models.naive_attention; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning', 'hydra', 'omegaconf')]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
