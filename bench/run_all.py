@@ -17,6 +17,7 @@ from report import DEFAULT_PAGE, markdown_table, write_section  # noqa: E402
 
 BENCHES = {
     "models": "Training step: sa_unet vs unet vs the seed's naive attention (fp32, CPU, 256², forward+backward)",
+    "zoo": "Model zoo: parameters, MACs and CPU step time",
     "masks": "Mask generation throughput",
     "loader": "Data loading vs the training step",
     "ddp": "ddp_sim vs 1 process; bf16-mixed vs fp32",

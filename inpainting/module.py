@@ -67,7 +67,10 @@ class InpaintingModule(L.LightningModule):
 
     def _shared_step(self, batch: dict[str, Any]) -> tuple[dict[str, Tensor], Tensor, Tensor]:
         output, composite = self(batch["image"], batch["mask"])
-        terms = self.loss(output, composite, batch["image"], batch["mask"])
+        extra = {}
+        if getattr(self.loss, "accepts_coarse", False) and getattr(self.net, "last_coarse", None) is not None:
+            extra["coarse"] = self.net.last_coarse  # coarse-to-fine nets (gated_ca): L1 on both stages
+        terms = self.loss(output, composite, batch["image"], batch["mask"], **extra)
         return terms, output, composite
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor] | None:

@@ -168,3 +168,9 @@ def test_empty_data_folder_names_the_folder(tmp_path):
     result = _run_cli([*TINY_OVERRIDES, f"data.root={empty}", f"paths.root_dir={tmp_path}"], cwd=tmp_path)
     assert result.returncode != 0
     assert str(empty) in result.stdout + result.stderr
+
+
+def test_coarse_to_fine_net_gets_a_coarse_loss_with_the_plain_module(tiny_train_config):
+    cfg = tiny_train_config("model=gated_ca", "loss=deepfill", "debug=fast_dev_run")
+    metrics = train(cfg)
+    assert "train/coarse_hole_l1" in metrics and metrics["train/coarse_hole_l1"] > 0
