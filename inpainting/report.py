@@ -8,13 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure  # object API: no global backend switch (notebooks keep inline plots)
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from inpainting.metrics import AREA_LABELS, mean_ci  # noqa: E402
+from inpainting.metrics import AREA_LABELS, mean_ci
 
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "l1": False, "l1_hole": False, "feature_distance": False}
 TITLES = {
@@ -98,7 +95,8 @@ def plot_metrics_vs_area(rows: Sequence[dict], path: Path, feature_label: str | 
     """One panel per metric: mean (± 95% CI) against hole-area bucket, one line per method."""
     metrics = metric_columns(rows)
     buckets = [b for b in AREA_LABELS if any(row["bucket"] == b for row in rows)]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
+    fig = Figure(figsize=(4.2 * len(metrics), 3.6))
+    axes = fig.subplots(1, len(metrics), squeeze=False)
     for ax, metric in zip(axes[0], metrics, strict=True):
         groups = _group(rows, "bucket", metric)
         for method in dict.fromkeys(row["method"] for row in rows):
@@ -119,7 +117,6 @@ def plot_metrics_vs_area(rows: Sequence[dict], path: Path, feature_label: str | 
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def sample_grid(columns: dict[str, np.ndarray]) -> np.ndarray:

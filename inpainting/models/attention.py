@@ -139,7 +139,7 @@ class SelfAttention2d(nn.Module):
                     known = F.pad(known, (0, pad_w, 0, pad_h), value=False)
                 key_valid = self._to_windows(known, nh, wh, nw, ww)
                 # A window with no known token would softmax over nothing (NaN): let it see all its real tokens.
-                key_valid = torch.where(key_valid.any(-1, keepdim=True), key_valid, real_tok)
+                key_valid = key_valid | (real_tok & ~key_valid.any(-1, keepdim=True))
             key_valid = key_valid.unsqueeze(2)  # (B*nWin, 1, 1, N): broadcast over heads and queries
 
         # (B, 3, heads, d, nh, wh, nw, ww) -> (3, B, nh, nw, heads, wh, ww, d) -> (3, B*nWin, heads, N, d)

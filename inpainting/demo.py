@@ -1,0 +1,233 @@
+"""``python -m inpainting.demo``: a local web page to upload a photo, brush over what to remove, and run.
+
+Built on gradio's ``ImageEditor``: the uploaded photo is its background, every brushed layer is the mask (any
+painted pixel = missing, whatever the brush colour). Serves on 127.0.0.1 (this machine only) unless ``host=``
+(or ``--host``) says otherwise; gradio analytics are off. The logic is in plain functions
+(:func:`editor_to_arrays`, :func:`check_image`, :class:`DemoRunner`), tested without a browser; the page itself
+is tested in headless Chromium (tests/test_demo_browser.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no phoning home
+
+import gradio as gr  # noqa: E402
+import hydra  # noqa: E402
+import numpy as np  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+from inpainting.data.images import ImageReadError, read_image_rgb  # noqa: E402
+from inpainting.inference import Inpainter, LoadedModel, load_model  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_PIXELS = 16_000_000
+INSTRUCTIONS = (
+    "1. Upload a photo (drop it on the editor, click it, or 'Open a file'). 2. Pick the brush and paint over what should go: "
+    "every painted pixel is filled, whatever the colour. 3. Press **Inpaint**. The result keeps every unpainted "
+    "pixel exactly; download it with the button on the result."
+)
+
+
+def _to_rgb(array: np.ndarray) -> np.ndarray:
+    """Any editor array (grey, RGB, RGBA; uint8 or not) -> uint8 RGB, transparency composited over white."""
+    array = np.asarray(array)
+    if array.dtype != np.uint8:
+        array = np.clip(array, 0, 255).astype(np.uint8)
+    if array.ndim == 2:
+        return np.repeat(array[:, :, None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] not in (3, 4):
+        raise gr.Error(
+            f"this is not a picture: expected an RGB or RGBA image, got an array of shape {array.shape}"
+        )
+    if array.shape[2] == 3:
+        return np.ascontiguousarray(array)
+    alpha = array[:, :, 3:4].astype(np.uint16)
+    rgb = (array[:, :, :3].astype(np.uint16) * alpha + 255 * (255 - alpha) + 127) // 255
+    return rgb.astype(np.uint8)
+
+
+def _painted(layer: np.ndarray) -> np.ndarray:
+    """Where a brush layer has paint: alpha > 0 (RGBA), else any non-zero value."""
+    layer = np.asarray(layer)
+    if layer.ndim == 3 and layer.shape[2] == 4:
+        return layer[:, :, 3] > 0
+    return layer.reshape(*layer.shape[:2], -1).any(axis=2) if layer.ndim == 3 else layer > 0
+
+
+def editor_to_arrays(value: dict[str, Any] | None) -> tuple[np.ndarray, np.ndarray]:
+    """An ImageEditor value (numpy type) -> ``(uint8 H x W x 3 photo, uint8 H x W mask, 1 = painted)``."""
+    background = None if value is None else value.get("background")
+    if background is None:
+        raise gr.Error(
+            "Upload a photo first (drop it on the editor). If you dropped a file and nothing appeared, the browser "
+            "could not open it as a picture: try 'Open a file' for a message saying why."
+        )
+    image = _to_rgb(background)
+    mask = np.zeros(image.shape[:2], bool)
+    for layer in value.get("layers") or []:
+        if layer is None:
+            continue
+        painted = _painted(layer)
+        if painted.shape != mask.shape:
+            raise gr.Error(
+                f"a brush layer is {painted.shape[1]}x{painted.shape[0]} but the photo is "
+                f"{mask.shape[1]}x{mask.shape[0]}: clear the editor and upload the photo again"
+            )
+        mask |= painted
+    return image, mask.astype(np.uint8)
+
+
+def check_image(image: np.ndarray, max_pixels: int) -> None:
+    """Refuse pictures over ``max_pixels`` (width x height) with a message saying the limit."""
+    height, width = image.shape[:2]
+    if max_pixels and height * width > max_pixels:
+        raise gr.Error(
+            f"The photo is {width}x{height} = {height * width:,} pixels, more than this demo's limit of "
+            f"{max_pixels:,}: downscale it first (or start the demo with max_pixels=...)."
+        )
+
+
+class DemoRunner:
+    """What the page's buttons call: validation and inpainting on NumPy arrays."""
+
+    def __init__(self, inpainter: Inpainter, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+        self.inpainter = inpainter
+        self.max_pixels = max_pixels
+
+    def check_upload(self, value: dict[str, Any] | None) -> None:
+        """On upload: refuse oversized photos at once, before anyone brushes."""
+        if value is not None and value.get("background") is not None:
+            check_image(np.asarray(value["background"]), self.max_pixels)
+
+    def load_file(self, path: str | None) -> dict[str, Any]:
+        """'Open a file': read any file server-side (clear error for non-images) into the editor's background."""
+        if not path:
+            raise gr.Error("No file received.")
+        try:
+            image = read_image_rgb(path)
+        except ImageReadError as error:
+            raise gr.Error(
+                f"{Path(path).name} is not a picture this demo can read: {error.reason}"
+            ) from error
+        check_image(image, self.max_pixels)
+        return {"background": image, "layers": [], "composite": image}
+
+    def run(self, value: dict[str, Any] | None) -> tuple[np.ndarray, str]:
+        """Editor value -> (result image, status line)."""
+        image, mask = editor_to_arrays(value)
+        check_image(image, self.max_pixels)
+        holes = int(mask.sum())
+        if holes == 0:
+            gr.Warning("Nothing is painted: brush over the part of the photo to fill, then press Inpaint.")
+            return image, "Nothing painted: the photo is returned unchanged."
+        start = time.perf_counter()
+        result = self.inpainter(image, mask)
+        seconds = time.perf_counter() - start
+        height, width = mask.shape
+        return result, (
+            f"Filled {holes} pixels ({100 * holes / mask.size:.1f}% of {width}x{height}) in {seconds:.2f} s."
+        )
+
+
+def build_app(runner: DemoRunner, model: LoadedModel | None = None) -> gr.Blocks:
+    """The page: editor and button on the left, result (PNG, downloadable) and status on the right."""
+    described = model.describe() if model is not None else "a model"
+    with gr.Blocks(title="Inpainting demo", analytics_enabled=False) as app:
+        gr.Markdown(f"## Inpainting\n{INSTRUCTIONS}\n\nModel: `{described}`")
+        with gr.Row():
+            with gr.Column():
+                editor = gr.ImageEditor(
+                    label="Photo and mask",
+                    type="numpy",
+                    image_mode="RGBA",
+                    sources=("upload", "clipboard"),
+                    brush=gr.Brush(colors=["#ff00ff"], color_mode="fixed", default_size=12),
+                    layers=gr.LayerOptions(allow_additional_layers=False, layers=["mask"]),
+                    transforms=(),
+                    format="png",
+                    elem_id="editor",
+                )
+                with gr.Row():
+                    opener = gr.UploadButton("Open a file", type="filepath", elem_id="open", size="sm")
+                    button = gr.Button("Inpaint", variant="primary", elem_id="run")
+            with gr.Column():
+                result = gr.Image(
+                    label="Result",
+                    type="numpy",
+                    format="png",
+                    interactive=False,
+                    buttons=["download"],
+                    elem_id="result",
+                )
+                status = gr.Markdown(elem_id="status")
+        editor.upload(runner.check_upload, inputs=editor, outputs=None)
+        opener.upload(runner.load_file, inputs=opener, outputs=editor)
+        button.click(runner.run, inputs=editor, outputs=[result, status])
+    return app
+
+
+def create(cfg: DictConfig) -> tuple[gr.Blocks, LoadedModel]:
+    """Load the model the config names and build the page (not launched)."""
+    model = load_model(cfg.get("ckpt_path"), cfg.get("device", "cpu"))
+    inpainter = Inpainter(model, cfg.strategy, cfg.max_side, cfg.margin)
+    return build_app(DemoRunner(inpainter, int(cfg.max_pixels)), model), model
+
+
+def launch(app: gr.Blocks, cfg: DictConfig, block: bool = True) -> None:
+    """Serve the page on ``cfg.host:cfg.port`` (127.0.0.1 by default); ``block=False`` returns at once."""
+    if str(cfg.host) not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("serving on %s: anyone who can reach this machine can use the demo", cfg.host)
+    app.queue(default_concurrency_limit=1).launch(
+        server_name=str(cfg.host),
+        server_port=int(cfg.port),
+        share=False,
+        show_error=True,
+        max_file_size=f"{int(cfg.max_upload_mb)}mb",
+        ssr_mode=False,  # plain client-side page: no Node server
+        prevent_thread_lock=not block,
+        quiet=not block,
+    )
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="demo")
+def main(cfg: DictConfig) -> None:
+    log.debug("config:\n%s", OmegaConf.to_yaml(cfg))
+    try:
+        app, model = create(cfg)
+    except (ValueError, OSError, ImportError) as error:
+        log.error("%s: %s", type(error).__name__, error)
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        sys.exit(1)
+    log.info("model: %s; serving http://%s:%s", model.describe(), cfg.host, cfg.port)
+    launch(app, cfg)
+
+
+def cli_aliases(argv: list[str]) -> list[str]:
+    """``--host X`` / ``--port N`` (and ``--host=X``) -> the Hydra overrides ``host=X`` / ``port=N``."""
+    out: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        for flag in ("--host", "--port"):
+            if arg == flag:
+                out.append(f"{flag[2:]}={next(args, '')}")
+                break
+            if arg.startswith(flag + "="):
+                out.append(f"{flag[2:]}={arg.split('=', 1)[1]}")
+                break
+        else:
+            out.append(arg)
+    return out
+
+
+if __name__ == "__main__":
+    sys.argv = cli_aliases(sys.argv)
+    main()

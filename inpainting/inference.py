@@ -1,0 +1,356 @@
+"""Inference on real photos: load any exported model, pad, crop or resize around the holes, paste back.
+
+Plain module (no Hydra, no Lightning): ``predict``, the demo, the notebook and the benchmark all call it.
+
+* :func:`load_model` opens a training ``.ckpt``, a generator file (:func:`inpainting.checkpoint.save_generator`),
+  a TorchScript file or an ``.onnx`` file and returns a :class:`LoadedModel`, one callable for all of them:
+  ``model(masked_image, mask) -> output``, float32 NumPy arrays ``N x 3 x H x W`` / ``N x 1 x H x W`` in the
+  generator contract (image in [-1, 1], holes zeroed, mask 1 = missing), any H x W.
+* :class:`PaddedGenerator` pads every input to :func:`pad_multiple` (the network's downsampling times the
+  key/value pooling of its global attention; the border is presented as a hole, as the network itself pads)
+  and crops back. Exported files contain it, and eager PyTorch runs through it too, so every backend computes
+  the same function at every size. It is also what makes export safe: ``adaptive_avg_pool2d`` exports to ONNX
+  as a fixed-ratio ``AveragePool``, which is exact only when the map divides evenly (checked: at a bottleneck
+  of 5 x 23 the unpadded export is silently wrong, ~1e-2; padded to the multiple it matches to ~1e-5).
+* :class:`Inpainter` applies a model to a ``uint8`` photo of any size with a strategy for large ones:
+  ``crop`` (default: each hole's bounding box plus ``margin`` of context, at native resolution; a crop
+  larger than ``max_side`` is downscaled), ``resize`` (the whole photo downscaled to ``max_side``) or ``full``
+  (the whole photo at native resolution). Results are pasted back in ``uint8`` into hole pixels only, so every
+  known pixel comes back bit-identical.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from inpainting.checkpoint import CheckpointError, load_generator, resolve_weights
+
+log = logging.getLogger(__name__)
+
+#: header of exported TorchScript / ONNX files (stored as JSON beside the graph)
+EXPORT_FORMATS = {"torchscript": "inpainting-torchscript", "onnx": "inpainting-onnx"}
+EXPORT_VERSION = 1
+#: TorchScript ``_extra_files`` entry / ONNX ``metadata_props`` key holding that header
+METADATA_KEY = "inpainting.json"
+STRATEGIES = ("crop", "resize", "full")
+
+ModelFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+class ExportFormatError(CheckpointError):
+    """An exported file without the inpainting header, or of another format version."""
+
+
+# ----------------------------------------------------------------------------------------------------------
+# padding
+# ----------------------------------------------------------------------------------------------------------
+
+
+def pad_multiple(net: nn.Module) -> int:
+    """The side multiple every input is padded to: total downsampling x global attention's key pooling.
+
+    ``SAUNet`` pads to ``size_multiple`` itself; pooled keys (``kv_pool``) additionally need the bottleneck to
+    divide evenly so adaptive pooling is a plain strided average (same in eager, TorchScript and ONNX).
+    """
+    base = int(getattr(net, "size_multiple", 1))
+    multiple = base
+    for module in net.modules():
+        pool = int(getattr(module, "kv_pool", 1) or 1)
+        if pool > 1:
+            multiple = math.lcm(multiple, base * pool)
+    return multiple
+
+
+class PaddedGenerator(nn.Module):
+    """``net`` on inputs padded to ``multiple`` (zero image, mask 1 = a hole, like the net's own padding)."""
+
+    def __init__(self, net: nn.Module, multiple: int | None = None) -> None:
+        super().__init__()
+        self.net = net
+        self.multiple = int(multiple or pad_multiple(net))
+
+    def forward(self, masked_image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        height, width = masked_image.shape[-2], masked_image.shape[-1]
+        pad_h = (self.multiple - height % self.multiple) % self.multiple
+        pad_w = (self.multiple - width % self.multiple) % self.multiple
+        # Always pad (by 0 when aligned): no shape-dependent branch, so a trace or export stays valid at any size.
+        masked_image = F.pad(masked_image, (0, pad_w, 0, pad_h))
+        mask = F.pad(mask, (0, pad_w, 0, pad_h), value=1.0)
+        return self.net(masked_image, mask)[:, :, :height, :width]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# loading
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadedModel:
+    """One model behind one call: ``model(masked_image, mask) -> output`` on float32 NCHW NumPy arrays."""
+
+    run: ModelFn
+    kind: str  # "pytorch" | "torchscript" | "onnx"
+    path: Path | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, masked_image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return self.run(masked_image, mask)
+
+    def describe(self) -> str:
+        name = (self.info.get("model") or {}).get("_target_", "?")
+        return f"{self.kind} {name}" + (f" from {self.path}" if self.path else "")
+
+
+def _resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={device}: CUDA is not available here (use device=cpu)")
+    return device
+
+
+def _torch_runner(module: nn.Module | torch.jit.ScriptModule, device: str) -> ModelFn:
+    module = module.to(device).eval()
+
+    @torch.inference_mode()
+    def run(masked_image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(masked_image, dtype=np.float32)).to(device)
+        m = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32)).to(device)
+        return module(x, m).float().cpu().numpy()
+
+    return run
+
+
+def from_module(net: nn.Module, device: str = "cpu", info: dict[str, Any] | None = None) -> LoadedModel:
+    """Wrap an in-memory generator (padded, eval mode) as a :class:`LoadedModel`."""
+    device = _resolve_device(device)
+    padded = net if isinstance(net, PaddedGenerator) else PaddedGenerator(net)
+    return LoadedModel(_torch_runner(padded, device), "pytorch", None, dict(info or {}))
+
+
+def detect_kind(path: Path) -> str:
+    """``onnx`` by suffix, ``torchscript`` when the zip archive holds TorchScript code, else ``checkpoint``."""
+    if path.suffix.lower() == ".onnx":
+        return "onnx"
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            if any("/code/" in name or name.endswith("constants.pkl") for name in archive.namelist()):
+                return "torchscript"
+    return "checkpoint"
+
+
+def check_export_header(raw: str | bytes | None, kind: str, path: Path) -> dict[str, Any]:
+    """Parse and validate the JSON header stored in an exported file."""
+    expected = EXPORT_FORMATS[kind]
+    if not raw:
+        raise ExportFormatError(
+            f"{path} has no inpainting header ({METADATA_KEY}): it was not written by python -m inpainting.export"
+        )
+    try:
+        header = json.loads(raw)
+    except (TypeError, ValueError) as error:
+        raise ExportFormatError(f"{path}: unreadable inpainting header: {error}") from error
+    fmt, version = header.get("format"), header.get("version")
+    if fmt != expected:
+        raise ExportFormatError(f"{path} has format {fmt!r}, expected {expected!r}")
+    if version != EXPORT_VERSION:
+        raise ExportFormatError(
+            f"{path} is a {expected} file of version {version!r}; this version of inpainting reads version "
+            f"{EXPORT_VERSION} only: re-export it with python -m inpainting.export"
+        )
+    return header
+
+
+def _load_torchscript(path: Path, device: str) -> LoadedModel:
+    extra = {METADATA_KEY: ""}
+    try:
+        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    except RuntimeError as error:
+        raise CheckpointError(f"cannot load TorchScript file {path}: {error}") from error
+    header = check_export_header(extra[METADATA_KEY], "torchscript", path)
+    return LoadedModel(_torch_runner(module, device), "torchscript", path, header)
+
+
+def _load_onnx(path: Path, device: str) -> LoadedModel:
+    try:
+        import onnxruntime as ort
+    except ImportError as error:
+        raise ImportError(
+            f"{path} is an ONNX model: install onnxruntime (pip install 'inpainting[export]')"
+        ) from error
+    providers = ["CPUExecutionProvider"]
+    if device.startswith("cuda"):
+        providers.insert(0, "CUDAExecutionProvider")
+    try:
+        session = ort.InferenceSession(str(path), providers=providers)
+    except Exception as error:  # onnxruntime raises its own exception types for bad files
+        raise CheckpointError(f"cannot load ONNX file {path}: {error}") from error
+    header = check_export_header(session.get_modelmeta().custom_metadata_map.get(METADATA_KEY), "onnx", path)
+    names = [i.name for i in session.get_inputs()]
+
+    def run(masked_image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        feed = dict(zip(names, (masked_image, mask), strict=True))
+        feed = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in feed.items()}
+        return session.run(None, feed)[0]
+
+    return LoadedModel(run, "onnx", path, header)
+
+
+def load_model(path: str | Path | None = None, device: str = "cpu") -> LoadedModel:
+    """Open a training .ckpt, generator file, TorchScript or ONNX file (None: the default weights)."""
+    path = resolve_weights(path)
+    device = _resolve_device(device)
+    kind = detect_kind(path)
+    if kind == "onnx":
+        return _load_onnx(path, device)
+    if kind == "torchscript":
+        return _load_torchscript(path, device)
+    net, config = load_generator(path)
+    model = from_module(net, device, {"model": config["model"], "metadata": config.get("metadata", {})})
+    model.path = path
+    return model
+
+
+# ----------------------------------------------------------------------------------------------------------
+# applying a model to a photo
+# ----------------------------------------------------------------------------------------------------------
+
+
+Box = tuple[int, int, int, int]  # top, left, bottom, right (exclusive)
+
+
+def check_pair(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Validate ``uint8 H x W x 3`` + ``H x W`` mask; return the boolean hole map."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"image must be uint8 H x W x 3, got {image.dtype} {image.shape}")
+    if mask.ndim == 3 and mask.shape[2] == 1:
+        mask = mask[:, :, 0]
+    if mask.ndim != 2:
+        raise ValueError(f"mask must be H x W, got shape {mask.shape}")
+    if mask.shape != image.shape[:2]:
+        (h, w), (mh, mw) = image.shape[:2], mask.shape
+        raise ValueError(f"image is {w}x{h} (WxH) but its mask is {mw}x{mh}: they must be the same size")
+    return mask != 0
+
+
+def hole_boxes(holes: np.ndarray, margin: int) -> list[Box]:
+    """Bounding boxes of the hole components grown by ``margin`` (clipped), merged until none overlap."""
+    count, _, stats, _ = cv2.connectedComponentsWithStats(holes.astype(np.uint8), connectivity=8)
+    height, width = holes.shape
+    boxes = []
+    for x, y, w, h, _area in stats[1:count]:
+        boxes.append(
+            (max(0, y - margin), max(0, x - margin), min(height, y + h + margin), min(width, x + w + margin))
+        )
+    merged = True
+    while merged:
+        merged = False
+        out: list[Box] = []
+        for box in boxes:
+            for i, other in enumerate(out):
+                if box[0] < other[2] and other[0] < box[2] and box[1] < other[3] and other[1] < box[3]:
+                    out[i] = (
+                        min(box[0], other[0]),
+                        min(box[1], other[1]),
+                        max(box[2], other[2]),
+                        max(box[3], other[3]),
+                    )
+                    merged = True
+                    break
+            else:
+                out.append(box)
+        boxes = out
+    return sorted(boxes)
+
+
+def to_model_input(image: np.ndarray, holes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 H x W x 3 + bool holes -> the generator contract's ``(masked_image, mask)``, batch of one."""
+    x = image.astype(np.float32).transpose(2, 0, 1)[None] / 127.5 - 1.0
+    m = holes.astype(np.float32)[None, None]
+    return x * (1.0 - m), m
+
+
+def to_uint8(output: np.ndarray) -> np.ndarray:
+    """Generator output ``1 x 3 x H x W`` in [-1, 1] -> uint8 ``H x W x 3`` (as ModelInpainter rounds)."""
+    out = np.clip(output[0], -1.0, 1.0).transpose(1, 2, 0)
+    return np.round((out + 1.0) * 127.5).astype(np.uint8)
+
+
+class Inpainter:
+    """Fill the holes of uint8 photos with a model, any size; known pixels are never touched.
+
+    Args:
+        model: a :class:`LoadedModel` or any ``(masked_image, mask) -> output`` NumPy callable.
+        strategy: ``crop`` (default), ``resize`` or ``full`` (see the module docstring).
+        max_side: the longest side the model is run at; larger crops/photos are downscaled (INTER_AREA, a hole
+            pixel anywhere in a low-resolution cell makes it a hole), filled, upscaled (bicubic) and pasted into the
+            hole pixels only. ``0`` / None: never downscale.
+        margin: ``crop``: pixels of context around each hole's bounding box.
+    """
+
+    def __init__(
+        self, model: ModelFn, strategy: str = "crop", max_side: int | None = 1024, margin: int = 128
+    ) -> None:
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy={strategy!r} is not one of {', '.join(STRATEGIES)}")
+        if margin < 0:
+            raise ValueError(f"margin must be >= 0, got {margin}")
+        if max_side is not None and max_side < 0:
+            raise ValueError(f"max_side must be >= 0 (0 = never downscale), got {max_side}")
+        self.model = model
+        self.strategy = strategy
+        self.max_side = max_side or None
+        self.margin = int(margin)
+
+    def regions(self, holes: np.ndarray) -> list[Box]:
+        """The boxes the model runs on, each pasted back independently."""
+        height, width = holes.shape
+        if self.strategy == "crop":
+            return hole_boxes(holes, self.margin)
+        return [(0, 0, height, width)]
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """``uint8 H x W x 3`` photo + ``H x W`` mask (nonzero = missing) -> the filled uint8 photo."""
+        holes = check_pair(image, mask)
+        if not holes.any():
+            log.info("the mask has no hole pixels: returning the image unchanged")
+            return image.copy()
+        result = image.copy()
+        for top, left, bottom, right in self.regions(holes):
+            crop_holes = holes[top:bottom, left:right]
+            if not crop_holes.any():
+                continue
+            filled = self._fill(image[top:bottom, left:right], crop_holes)
+            view = result[top:bottom, left:right]
+            view[crop_holes] = filled[crop_holes]
+        return result
+
+    def _fill(self, image: np.ndarray, holes: np.ndarray) -> np.ndarray:
+        """Run the model on one region, downscaling it first when it is larger than ``max_side``."""
+        height, width = holes.shape
+        limit = self.max_side if self.strategy != "full" else None
+        if limit is None or max(height, width) <= limit:
+            return to_uint8(self.model(*to_model_input(image, holes)))
+        scale = limit / max(height, width)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))  # cv2: (w, h)
+        small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        small_holes = cv2.resize(holes.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0
+        if not small_holes.any():  # cannot happen with INTER_AREA coverage, but never run on nothing
+            small_holes = cv2.resize(holes.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+        out = to_uint8(self.model(*to_model_input(small, small_holes)))
+        composite = np.where(small_holes[..., None], out, small)
+        log.debug("region %dx%d run at %dx%d", width, height, *size)
+        return cv2.resize(composite, (width, height), interpolation=cv2.INTER_CUBIC)

@@ -1,0 +1,291 @@
+"""``python -m inpainting.predict input=photo.jpg mask=photo_mask.png output=out.png`` (or whole folders).
+
+The config key is ``mask_path`` (``mask`` is the name of a Hydra config group in ``conf/``, so Hydra would read
+``mask=...`` as a group choice); on the command line ``mask=...`` is accepted as an alias of ``mask_path=...``.
+
+Thin Hydra entry point: finds the (image, mask) pairs, loads the model (:func:`inpainting.inference.load_model`)
+and runs :class:`inpainting.inference.Inpainter` on each pair with a progress bar. Masks: white = missing
+(``threshold``, ``invert``). In a folder, each image's mask is ``<name>_mask*.png`` beside it or, with
+``mask_path=FOLDER``, the file of the same name in a mirrored folder; an image with several ``_mask`` files gets one
+output per mask, named after the mask. A file that cannot be read (or has no mask, or a mask of another size) is
+reported and skipped; the rest is processed, and the command exits with status 1 at the end.
+
+Outputs are RGB (greyscale, RGBA and 16-bit inputs are read as 8-bit RGB by ``read_image_rgb``). Written as PNG,
+every pixel outside the holes equals the decoded input exactly; a JPEG/WebP output re-encodes it lossily.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import hydra
+import numpy as np
+from hydra.errors import InstantiationException
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from inpainting.data.datasets import match_mask_files
+from inpainting.data.images import IMAGE_EXTENSIONS, ImageReadError, list_images, read_image_rgb, read_mask
+from inpainting.inference import Inpainter, load_model
+
+log = logging.getLogger(__name__)
+
+MASK_TAG = "_mask"
+LOSSY = (".jpg", ".jpeg", ".webp")
+
+
+class OutputError(OSError):
+    """An output file or folder that cannot be created or written."""
+
+
+@dataclass
+class Job:
+    image: Path
+    mask: Path
+    output: Path
+
+
+@dataclass
+class PredictResult:
+    written: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)  # (input file, reason)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# finding pairs
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _is_mask_name(path: Path) -> bool:
+    return MASK_TAG in path.stem
+
+
+def _mask_owner(mask: Path) -> Path:
+    """``dir/photo_mask001.png`` -> ``dir/photo`` (the image it belongs to, without extension)."""
+    return mask.parent / mask.stem.rsplit(MASK_TAG, 1)[0]
+
+
+def masks_beside(image: Path, candidates: list[Path] | None = None) -> list[Path]:
+    """``<stem>_mask*.<image ext>`` files next to ``image``, sorted."""
+    files = candidates if candidates is not None else sorted(image.parent.iterdir())
+    key = image.parent / image.stem
+    return [
+        p
+        for p in files
+        if p.suffix.lower() in IMAGE_EXTENSIONS and _is_mask_name(p) and _mask_owner(p) == key
+    ]
+
+
+def _output_name(image: Path, mask: Path, several: bool) -> str:
+    return f"{(mask if several else image).stem}.png"
+
+
+def plan_folder(root: Path, mask_root: Path | None, output: Path) -> tuple[list[Job], list[tuple[Path, str]]]:
+    """Jobs for every image under ``root`` (outputs mirrored under ``output``) and the images without a mask."""
+    files = list_images(root)
+    beside = mask_root is None or mask_root.resolve() == root.resolve()
+    images = [p for p in files if not (beside and _is_mask_name(p))]
+    if not images:
+        raise FileNotFoundError(f"no images under {root} (only files named *{MASK_TAG}*, which are masks)")
+    jobs: list[Job] = []
+    problems: list[tuple[Path, str]] = []
+    if beside:
+        by_owner: dict[Path, list[Path]] = {}
+        for p in files:
+            if _is_mask_name(p):
+                by_owner.setdefault(_mask_owner(p), []).append(p)
+        for image in images:
+            masks = by_owner.get(image.parent / image.stem, [])
+            if not masks:
+                problems.append((image, f"no mask: expected {image.stem}{MASK_TAG}*.png beside it"))
+            for mask in masks:
+                rel = image.parent.relative_to(root) / _output_name(image, mask, len(masks) > 1)
+                jobs.append(Job(image, mask, output / rel))
+        return jobs, problems
+    try:
+        masks = match_mask_files(images, root, mask_root)
+    except FileNotFoundError:  # some images lack a mask: pair one by one to report each
+        masks = []
+        for image in images:
+            try:
+                masks.extend(match_mask_files([image], root, mask_root))
+            except FileNotFoundError as error:
+                masks.append(None)
+                problems.append((image, str(error)))
+    for image, mask in zip(images, masks, strict=True):
+        if mask is not None:
+            jobs.append(Job(image, mask, output / image.parent.relative_to(root) / f"{image.stem}.png"))
+    return jobs, problems
+
+
+def plan_file(image: Path, mask: Path | None, output: Path) -> list[Job]:
+    """One image: its mask (given, or ``<stem>_mask*`` beside it) and its output file."""
+    if not image.is_file():
+        raise FileNotFoundError(f"input={image}: no such file or folder")
+    if mask is None:
+        found = masks_beside(image)
+        if not found:
+            raise FileNotFoundError(
+                f"no mask for {image}: pass mask_path=PATH or put {image.stem}{MASK_TAG}.png beside it"
+            )
+        if len(found) > 1:
+            log.warning("%s has %d masks beside it; using %s", image, len(found), found[0].name)
+        mask = found[0]
+    elif mask.is_dir():
+        (mask,) = match_mask_files([image], image.parent, mask)
+    elif not mask.is_file():
+        raise FileNotFoundError(f"mask_path={mask}: no such file")
+    if output.is_dir() or str(output).endswith(os.sep) or not output.suffix:
+        output = output / f"{image.stem}.png"
+    return [Job(image, mask, output)]
+
+
+def check_output_file(path: Path) -> None:
+    """Fail before any work when ``path`` cannot be written (bad extension, parent not creatable)."""
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        raise ValueError(f"output={path}: unknown image extension; use one of {', '.join(IMAGE_EXTENSIONS)}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"cannot create the output folder {path.parent}: {error}") from error
+    if not os.access(path.parent, os.W_OK):
+        raise OutputError(f"cannot write into the output folder {path.parent}: permission denied")
+    if path.is_dir():
+        raise OutputError(f"output {path} is a folder, not a file name")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# running
+# ------------------------------------------------------------------------------------------------------------
+
+
+def read_pair(job: Job, threshold: int, invert: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The image as RGB uint8 and its hole map (1 = missing); a size mismatch names both files and sizes."""
+    image = read_image_rgb(job.image)
+    mask = read_mask(job.mask, threshold=threshold)
+    if invert:
+        mask = 1 - mask
+    if mask.shape != image.shape[:2]:
+        raise ValueError(
+            f"image {job.image} is {image.shape[1]}x{image.shape[0]} (WxH) but its mask {job.mask} is "
+            f"{mask.shape[1]}x{mask.shape[0]}: they must be the same size"
+        )
+    return image, mask
+
+
+def write_image(image: np.ndarray, path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(path)
+    except OSError as error:
+        raise OutputError(f"cannot write output {path}: {error}") from error
+
+
+def predict_jobs(
+    jobs: list[Job], inpainter: Inpainter, threshold: int = 127, invert: bool = False, progress: bool = True
+) -> PredictResult:
+    """Run every job; a bad input is recorded in ``failed`` and the rest goes on (a write error stops)."""
+    result = PredictResult()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, disable=not progress, transient=False) as bar:
+        task = bar.add_task("inpainting", total=len(jobs))
+        for job in jobs:
+            bar.update(task, description=f"inpainting {job.image.name}")
+            try:
+                image, mask = read_pair(job, threshold, invert)
+                if not mask.any():
+                    log.info(
+                        "%s: the mask %s has no hole pixels; writing the image unchanged", job.image, job.mask
+                    )
+                filled = inpainter(image, mask)
+            except (ImageReadError, ValueError) as error:
+                log.warning("skipping %s: %s", job.image, error)
+                result.failed.append((job.image, str(error)))
+            else:
+                write_image(filled, job.output)
+                result.written.append(job.output)
+            bar.advance(task)
+    return result
+
+
+def run(cfg: DictConfig) -> PredictResult:
+    """Plan, check the outputs, load the model, inpaint; returns what was written and what failed."""
+    source = Path(str(cfg.input)).expanduser()
+    mask = Path(str(cfg.mask_path)).expanduser() if cfg.get("mask_path") else None
+    output = Path(str(cfg.output)).expanduser() if cfg.get("output") else Path(cfg.paths.output_dir)
+    if not 0 <= int(cfg.threshold) <= 255:
+        raise ValueError(f"threshold={cfg.threshold} must be in 0..255")
+    if source.is_dir():
+        if mask is not None and not mask.is_dir():
+            raise ValueError(
+                f"input={source} is a folder, so mask_path must be a folder of masks too, got {mask}"
+            )
+        if output.suffix and output.suffix.lower() in IMAGE_EXTENSIONS:
+            raise ValueError(
+                f"input={source} is a folder, so output must be a folder, got the file name {output}"
+            )
+        jobs, problems = plan_folder(source, mask, output)
+        try:
+            output.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise OutputError(f"cannot create the output folder {output}: {error}") from error
+    else:
+        jobs, problems = plan_file(source, mask, output), []
+    for job in jobs:
+        if job.output.resolve() in (job.image.resolve(), job.mask.resolve()):
+            raise OutputError(f"output {job.output} would overwrite an input file")
+    if len(jobs) == 1:
+        check_output_file(jobs[0].output)
+        if jobs[0].output.suffix.lower() in LOSSY:
+            log.warning(
+                "%s is a lossy format: known pixels will not be bit-identical (use .png)", jobs[0].output
+            )
+    for image, reason in problems:
+        log.warning("skipping %s: %s", image, reason)
+
+    model = load_model(cfg.get("ckpt_path"), cfg.get("device", "cpu"))
+    log.info("model: %s", model.describe())
+    inpainter = Inpainter(model, cfg.strategy, cfg.max_side, cfg.margin)
+    result = predict_jobs(
+        jobs, inpainter, int(cfg.threshold), bool(cfg.invert), bool(cfg.get("progress", True))
+    )
+    result.failed[:0] = problems
+    if not source.is_dir() and result.failed:
+        raise ValueError(result.failed[0][1])
+    log.info("wrote %d image(s) to %s", len(result.written), output)
+    if result.failed:
+        log.warning(
+            "%d input(s) failed:\n%s",
+            len(result.failed),
+            "\n".join(f"  {p}: {why}" for p, why in result.failed),
+        )
+    return result
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+def main(cfg: DictConfig) -> None:
+    log.debug("config:\n%s", OmegaConf.to_yaml(cfg))
+    try:
+        result = run(cfg)
+    except (InstantiationException, ValueError, OSError, ImportError) as error:
+        log.error("%s: %s", type(error).__name__, error)
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        sys.exit(1)
+    if result.failed:
+        sys.exit(1)
+
+
+def alias_mask_argument(argv: list[str]) -> list[str]:
+    """``mask=X`` -> ``mask_path=X``: the issue's spelling, which Hydra would take for the ``mask`` config group."""
+    return [f"mask_path={arg[5:]}" if arg.startswith("mask=") else arg for arg in argv]
+
+
+if __name__ == "__main__":
+    sys.argv = alias_mask_argument(sys.argv)
+    main()

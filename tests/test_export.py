@@ -1,0 +1,147 @@
+"""Export: generator file, TorchScript and ONNX at any size, parity with PyTorch, headers, the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from inpainting.checkpoint import load_generator
+from inpainting.export import export, export_onnx, export_torchscript, max_difference, trace_size
+from inpainting.inference import METADATA_KEY, ExportFormatError, Inpainter, PaddedGenerator, load_model
+from inpainting.train import train
+from tests.conftest import CONF_DIR
+from tests.test_inference import TINY_CONFIG, holes, photo, tiny_generator_file, tiny_net
+
+# sizes other than the trace size (37 x 83 for the tiny net), odd and even, one wide
+PARITY_SIZES = [(301, 517), (17, 900), (64, 48)]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> dict[str, Path]:
+    """One tiny generator file and its TorchScript and ONNX exports, shared by this module's tests."""
+    pytest.importorskip("onnxruntime")
+    folder = tmp_path_factory.mktemp("export")
+    generator = tiny_generator_file(folder / "tiny.pt")
+    return {
+        "generator": generator,
+        "torchscript": export(generator, "torchscript", folder / "tiny.ts"),
+        "onnx": export(generator, "onnx", folder / "tiny.onnx"),
+    }
+
+
+def test_trace_size_takes_every_padding_branch():
+    assert trace_size(tiny_net()) == (37, 83)  # pads to 40 x 88: odd multiples of 8
+
+
+@pytest.mark.parametrize("kind", ["torchscript", "onnx"])
+def test_exported_model_matches_pytorch_at_other_sizes(exported, kind):
+    reference = PaddedGenerator(tiny_net()).eval()
+    model = load_model(exported[kind])
+    assert model.kind == kind and model.info["pad_multiple"] == 8 and model.info["model"] == TINY_CONFIG
+    diff = max_difference(reference, model, PARITY_SIZES)
+    print(f"max |PyTorch - {kind}| over sizes {PARITY_SIZES}: {diff:.3g}")
+    assert diff < 1e-4
+    # batches of two run through the same file (dynamic batch)
+    x, m = np.random.rand(2, 3, 24, 40).astype(np.float32), np.ones((2, 1, 24, 40), np.float32)
+    assert model(x * 0, m).shape == (2, 3, 24, 40)
+
+
+def test_predict_from_every_format_gives_the_same_picture(exported):
+    image = photo(301, 517)
+    mask = holes(301, 517, [(40, 60, 90, 140), (200, 400, 260, 500)])
+    outputs = {
+        kind: Inpainter(load_model(path), "crop", max_side=256, margin=32)(image, mask)
+        for kind, path in exported.items()
+    }
+    for kind, out in outputs.items():
+        assert np.array_equal(out[mask == 0], image[mask == 0]), kind
+        diff = np.abs(out.astype(int) - outputs["generator"]).max()
+        assert diff <= 1, f"{kind} differs from PyTorch by {diff} grey levels"
+
+
+def test_export_from_a_training_checkpoint_via_the_cli(tiny_train_config, tmp_path):
+    cfg = tiny_train_config("test=false")
+    train(cfg)
+    ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    out = tmp_path / "exports" / "model.pt"
+    result = subprocess.run(
+        [sys.executable, "-m", "inpainting.export", f"ckpt_path={ckpt}", "format=generator", f"output={out}"]
+        + [f"hydra.run.dir={tmp_path / 'run'}"],
+        capture_output=True,
+        text=True,
+        cwd=CONF_DIR.parent,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    net, config = load_generator(out)
+    assert config["model"]["base_channels"] == 8 and config["metadata"]["global_step"] == 2
+    assert config["metadata"]["source"] == "last.ckpt"
+    assert out.stat().st_size < ckpt.stat().st_size / 2  # no optimizer state, no run config
+    image, mask = photo(45, 70), holes(45, 70, [(10, 10, 30, 40)])
+    from_ckpt = Inpainter(load_model(ckpt))(image, mask)  # predict straight from the training checkpoint
+    assert np.array_equal(from_ckpt, Inpainter(load_model(out))(image, mask))
+    trained, _ = load_generator(ckpt)
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(net.state_dict().values(), trained.state_dict().values(), strict=True)
+    )
+
+
+def test_cli_errors_are_one_clear_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "inpainting.export", f"ckpt_path={tmp_path / 'none.ckpt'}", "format=onnx"]
+        + [f"hydra.run.dir={tmp_path / 'run'}"],
+        capture_output=True,
+        text=True,
+        cwd=CONF_DIR.parent,
+        timeout=300,
+    )
+    assert result.returncode == 1
+    assert "none.ckpt" in result.stdout + result.stderr and "Traceback" not in result.stdout + result.stderr
+
+
+def test_bad_format_and_output_over_source(tmp_path):
+    path = tiny_generator_file(tmp_path / "g.pt")
+    with pytest.raises(ValueError, match="format='keras'"):
+        export(path, "keras")
+    with pytest.raises(ValueError, match="overwrite the checkpoint"):
+        export(path, "generator", path)
+
+
+def test_torchscript_header_version_mismatch(tmp_path):
+    path = export_torchscript(tiny_net(), TINY_CONFIG, tmp_path / "m.ts")
+    extra = {METADATA_KEY: ""}
+    module = torch.jit.load(str(path), _extra_files=extra)
+    header = json.loads(extra[METADATA_KEY])
+    torch.jit.save(
+        module, str(tmp_path / "v2.ts"), _extra_files={METADATA_KEY: json.dumps({**header, "version": 2})}
+    )
+    with pytest.raises(ExportFormatError, match="version 2.*re-export"):
+        load_model(tmp_path / "v2.ts")
+    torch.jit.save(module, str(tmp_path / "bare.ts"))
+    with pytest.raises(ExportFormatError, match="no inpainting header"):
+        load_model(tmp_path / "bare.ts")
+
+
+def test_onnx_header_version_mismatch(exported, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    proto = onnx.load(str(exported["onnx"]))
+    (entry,) = [p for p in proto.metadata_props if p.key == METADATA_KEY]
+    entry.value = json.dumps({**json.loads(entry.value), "format": "inpainting-onnx", "version": 99})
+    onnx.save(proto, str(tmp_path / "v99.onnx"))
+    with pytest.raises(ExportFormatError, match="version 99"):
+        load_model(tmp_path / "v99.onnx")
+
+
+def test_no_attention_network_exports_too(tmp_path):
+    pytest.importorskip("onnxruntime")
+    config = {**TINY_CONFIG, "attention": ["none", "none", "none"]}
+    net = tiny_net(attention=config["attention"])
+    model = load_model(export_onnx(net, config, tmp_path / "unet.onnx"))
+    assert max_difference(PaddedGenerator(net), model, [(30, 70)]) < 1e-4
