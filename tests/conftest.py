@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -90,3 +93,16 @@ def tiny_train_config(tmp_path: Path, image_folder: Path):
 
     yield make
     GlobalHydra.instance().clear()
+
+
+def run_cli(args: list[str], cwd: Path, entry: str = "inpainting.train", full_error: bool = False):
+    """Run ``python -m <entry> args`` as a user would (offline wandb, this checkout on the path)."""
+    env = {
+        **os.environ,
+        "WANDB_MODE": "offline",
+        "HYDRA_FULL_ERROR": "1" if full_error else "0",
+        "PYTHONPATH": str(CONF_DIR.parent),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", entry, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )

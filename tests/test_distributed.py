@@ -10,9 +10,6 @@ divisible by the world size it repeats samples to even out the ranks, and metric
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import lightning as L
@@ -21,7 +18,7 @@ import torch
 from hydra.utils import instantiate
 from torch.utils.data import default_collate
 
-from tests.conftest import CONF_DIR, TINY_OVERRIDES, write_tiny_images
+from tests.conftest import CONF_DIR, TINY_OVERRIDES, run_cli, write_tiny_images
 
 REPO_ROOT = CONF_DIR.parent
 # PSNR is computed from the summed squared error over all pixels and SSIM is a mean over images, so both
@@ -76,16 +73,8 @@ def test_ddp_sim_validation_matches_single_process_on_the_same_weights(tiny_trai
     assert distributed["val/loss"] == pytest.approx(sum(rank_losses) / 2, rel=REL_TOL)
 
 
-def _run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "1", "PYTHONPATH": str(REPO_ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "inpainting.train", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+def _run_cli(args: list[str], cwd: Path):
+    return run_cli(args, cwd, full_error=True)
 
 
 def test_multirun_with_ddp_sim_runs_each_job_in_one_directory(tmp_path, image_folder):

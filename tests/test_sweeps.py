@@ -6,10 +6,7 @@ installed with --no-deps): without them these tests are skipped, with the reason
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,21 +16,13 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import get_class
 
-from tests.conftest import CONF_DIR, TINY_OVERRIDES
+from tests.conftest import CONF_DIR, TINY_OVERRIDES, run_cli
 
 REPO_ROOT = CONF_DIR.parent
 
 
-def _run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "1", "PYTHONPATH": str(REPO_ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "inpainting.train", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+def _run_cli(args: list[str], cwd: Path):
+    return run_cli(args, cwd, full_error=True)
 
 
 def _best_val_psnr(run: Path) -> float:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
 from inpainting.train import train
-from tests.conftest import CONF_DIR, TINY_OVERRIDES, write_tiny_images
+from tests.conftest import CONF_DIR, TINY_OVERRIDES, run_cli, write_tiny_images
 
 REPO_ROOT = CONF_DIR.parent
 GROUPS_NEEDING_GPU = {("trainer", "gpu"), ("trainer", "ddp")}
@@ -109,21 +106,9 @@ def test_resume_continues_global_step_optimizer_and_schedule(tiny_train_config, 
     assert second["lr_schedulers"][0]["last_epoch"] == 4
 
 
-def _run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0", "PYTHONPATH": str(REPO_ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "inpainting.train", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
 def test_multirun_runs_each_model_in_its_own_directory(tmp_path, image_folder):
     sweep_dir = tmp_path / "sweep"
-    result = _run_cli(
+    result = run_cli(
         [
             "-m",
             "model=sa_unet,unet",
@@ -153,7 +138,7 @@ def test_multirun_runs_each_model_in_its_own_directory(tmp_path, image_folder):
     ],
 )
 def test_bad_config_gives_a_clear_message_not_a_traceback(override, expected, tmp_path, image_folder):
-    result = _run_cli(
+    result = run_cli(
         [*TINY_OVERRIDES, f"data.root={image_folder}", f"paths.root_dir={tmp_path}", override], cwd=tmp_path
     )
     assert result.returncode != 0
@@ -165,7 +150,7 @@ def test_bad_config_gives_a_clear_message_not_a_traceback(override, expected, tm
 def test_empty_data_folder_names_the_folder(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    result = _run_cli([*TINY_OVERRIDES, f"data.root={empty}", f"paths.root_dir={tmp_path}"], cwd=tmp_path)
+    result = run_cli([*TINY_OVERRIDES, f"data.root={empty}", f"paths.root_dir={tmp_path}"], cwd=tmp_path)
     assert result.returncode != 0
     assert str(empty) in result.stdout + result.stderr
 
