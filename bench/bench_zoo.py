@@ -47,7 +47,7 @@ def build(group: str, name: str) -> nn.Module:
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        overrides = [f"model={name}"] if group == "model" else [f"+discriminator={name}"]
+        overrides = [f"model={name}"] if group == "model" else [f"discriminator={name}"]
         cfg = compose(config_name="train", overrides=overrides)
     GlobalHydra.instance().clear()
     return instantiate(cfg[group])
