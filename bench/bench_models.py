@@ -101,7 +101,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
 def run(
     batch: int = 4,
     size: int = 256,
-    steps: int = 3,
+    steps: int = 5,
     large_batch: int = 8,
     variants: list[str] | None = None,
     max_energy_gib: float = 8.0,
@@ -178,7 +178,7 @@ def main() -> None:
     )
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument(
-        "--steps", type=int, default=3, help="timed steps after one warm-up (median reported)"
+        "--steps", type=int, default=5, help="timed steps after one warm-up (median reported)"
     )
     parser.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=None)
     parser.add_argument("--max-energy-gib", type=float, default=8.0, help="skip naive variants needing more")
