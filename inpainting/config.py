@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import lightning as L
 import rich.syntax
 import rich.tree
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
@@ -74,3 +78,21 @@ def print_config_tree(
         save_to.parent.mkdir(parents=True, exist_ok=True)
         with open(save_to, "w") as file:
             rich.print(tree, file=file)
+
+
+# Mistakes in configuration or input (bad option, missing file, unreadable image, missing extra package).
+USER_ERRORS = (InstantiationException, ValueError, OSError, ImportError)
+
+
+@contextmanager
+def exit_on_user_error() -> Iterator[None]:
+    """In an entry point: report a configuration/input mistake as one clear line and exit 1 instead of a
+    deep stack trace; ``HYDRA_FULL_ERROR=1`` re-raises it with the traceback."""
+    try:
+        yield
+    except USER_ERRORS as error:
+        log.error("%s: %s", type(error).__name__, error)
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        log.error("Set HYDRA_FULL_ERROR=1 to see the full traceback.")
+        sys.exit(1)

@@ -23,6 +23,7 @@ import hydra  # noqa: E402
 import numpy as np  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
+from inpainting.config import exit_on_user_error
 from inpainting.data.images import ImageReadError, read_image_rgb  # noqa: E402
 from inpainting.inference import Inpainter, LoadedModel, load_model  # noqa: E402
 
@@ -200,13 +201,8 @@ def launch(app: gr.Blocks, cfg: DictConfig, block: bool = True) -> None:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="demo")
 def main(cfg: DictConfig) -> None:
     log.debug("config:\n%s", OmegaConf.to_yaml(cfg))
-    try:
+    with exit_on_user_error():
         app, model = create(cfg)
-    except (ValueError, OSError, ImportError) as error:
-        log.error("%s: %s", type(error).__name__, error)
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        sys.exit(1)
     log.info("model: %s; serving http://%s:%s", model.describe(), cfg.host, cfg.port)
     launch(app, cfg)
 

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import sys
 from pathlib import Path
 
 import hydra
-from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from inpainting.config import exit_on_user_error
 from inpainting.evaluator import (
     EvalImage,
     FeatureMetrics,
@@ -133,13 +131,8 @@ def _log_to_wandb(cfg: DictConfig, rows: list[dict], files: dict[str, Path], gri
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     log.info("config:\n%s", OmegaConf.to_yaml(cfg))
-    try:
+    with exit_on_user_error():
         run(cfg)
-    except (InstantiationException, ValueError, FileNotFoundError) as error:
-        log.error("%s: %s", type(error).__name__, error)
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        sys.exit(1)
 
 
 if __name__ == "__main__":

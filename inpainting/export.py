@@ -20,7 +20,6 @@ import contextlib
 import json
 import logging
 import os
-import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -34,6 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from inpainting.checkpoint import CheckpointError, load_generator, read_checkpoint, save_generator
+from inpainting.config import exit_on_user_error
 from inpainting.inference import (
     EXPORT_FORMATS,
     EXPORT_VERSION,
@@ -240,15 +240,10 @@ def export(ckpt_path: str | Path, fmt: str, output: str | Path | None = None) ->
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")
 def main(cfg: DictConfig) -> None:
     log.info("config:\n%s", OmegaConf.to_yaml(cfg))
-    try:
+    with exit_on_user_error():
         if not cfg.get("ckpt_path"):
             raise ValueError("ckpt_path is required: the training .ckpt (or generator file) to export")
         export(cfg.ckpt_path, cfg.format, cfg.get("output"))
-    except (ValueError, OSError, ImportError) as error:
-        log.error("%s: %s", type(error).__name__, error)
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -24,11 +24,11 @@ from pathlib import Path
 
 import hydra
 import numpy as np
-from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from inpainting.config import exit_on_user_error
 from inpainting.data.datasets import match_mask_files
 from inpainting.data.images import IMAGE_EXTENSIONS, ImageReadError, list_images, read_image_rgb, read_mask
 from inpainting.inference import Inpainter, load_model
@@ -270,13 +270,8 @@ def run(cfg: DictConfig) -> PredictResult:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
     log.debug("config:\n%s", OmegaConf.to_yaml(cfg))
-    try:
+    with exit_on_user_error():
         result = run(cfg)
-    except (InstantiationException, ValueError, OSError, ImportError) as error:
-        log.error("%s: %s", type(error).__name__, error)
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        sys.exit(1)
     if result.failed:
         sys.exit(1)
 

@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
-from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from inpainting.checkpoint import read_checkpoint
-from inpainting.config import instantiate_callbacks, instantiate_loggers, print_config_tree
+from inpainting.config import (
+    exit_on_user_error,
+    instantiate_callbacks,
+    instantiate_loggers,
+    print_config_tree,
+)
 
 log = logging.getLogger(__name__)
 
@@ -116,15 +118,8 @@ def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns ``optimized_metric`` for sweepers."""
     output_dir = Path(cfg.paths.output_dir)
     print_config_tree(cfg, save_to=output_dir / "config_tree.log")
-    try:
+    with exit_on_user_error():
         metrics = train(cfg)
-    except (InstantiationException, ValueError, FileNotFoundError) as error:
-        # Configuration and input mistakes: one clear line, not a deep stack trace.
-        log.error("%s: %s", type(error).__name__, error)
-        log.error("Set HYDRA_FULL_ERROR=1 to see the full traceback.")
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        sys.exit(1)
     name = cfg.get("optimized_metric")
     if name and name not in metrics:
         log.warning("optimized_metric %r was not logged; available: %s", name, sorted(metrics))
