@@ -276,16 +276,19 @@ def hole_boxes(holes: np.ndarray, margin: int) -> list[Box]:
     return sorted(boxes)
 
 
-def to_model_input(image: np.ndarray, holes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 H x W x 3 + bool holes -> the generator contract's ``(masked_image, mask)``, batch of one."""
-    x = image.astype(np.float32).transpose(2, 0, 1)[None] / 127.5 - 1.0
-    m = holes.astype(np.float32)[None, None]
+def to_model_input(images: np.ndarray, holes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 ``[N x] H x W x 3`` + bool holes ``[N x] H x W`` -> the generator contract's
+    ``(masked_image N x 3 x H x W in [-1, 1], mask N x 1 x H x W)``; a single image becomes a batch of one."""
+    if images.ndim == 3:
+        images, holes = images[None], holes[None]
+    x = images.astype(np.float32).transpose(0, 3, 1, 2) / 127.5 - 1.0
+    m = holes.astype(np.float32)[:, None]
     return x * (1.0 - m), m
 
 
 def to_uint8(output: np.ndarray) -> np.ndarray:
-    """Generator output ``1 x 3 x H x W`` in [-1, 1] -> uint8 ``H x W x 3`` (as ModelInpainter rounds)."""
-    out = np.clip(output[0], -1.0, 1.0).transpose(1, 2, 0)
+    """Generator output ``N x 3 x H x W`` in [-1, 1] -> uint8 ``N x H x W x 3``."""
+    out = np.clip(output, -1.0, 1.0).transpose(0, 2, 3, 1)
     return np.round((out + 1.0) * 127.5).astype(np.uint8)
 
 
@@ -343,14 +346,14 @@ class Inpainter:
         height, width = holes.shape
         limit = self.max_side if self.strategy != "full" else None
         if limit is None or max(height, width) <= limit:
-            return to_uint8(self.model(*to_model_input(image, holes)))
+            return to_uint8(self.model(*to_model_input(image, holes)))[0]
         scale = limit / max(height, width)
         size = (max(1, round(width * scale)), max(1, round(height * scale)))  # cv2: (w, h)
         small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         small_holes = cv2.resize(holes.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0
         if not small_holes.any():  # cannot happen with INTER_AREA coverage, but never run on nothing
             small_holes = cv2.resize(holes.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
-        out = to_uint8(self.model(*to_model_input(small, small_holes)))
+        out = to_uint8(self.model(*to_model_input(small, small_holes)))[0]
         composite = np.where(small_holes[..., None], out, small)
         log.debug("region %dx%d run at %dx%d", width, height, *size)
         return cv2.resize(composite, (width, height), interpolation=cv2.INTER_CUBIC)

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from omegaconf import OmegaConf
 from torch import nn
 
 from inpainting.baselines import BASELINES, Inpainter, get_baseline
 from inpainting.checkpoint import CheckpointError, load_generator
+from inpainting.inference import from_module, to_model_input, to_uint8
 
 CKPT_PREFIX = "ckpt:"
 MODEL_CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "model"
@@ -33,25 +33,22 @@ class Method:
 
 
 class ModelInpainter:
-    """Runs a generator on uint8 images, returning the uint8 composite (known pixels bit-identical)."""
+    """Runs a generator on uint8 images, returning the uint8 composite (known pixels bit-identical).
+
+    The same conversion and padding path as ``python -m inpainting.predict`` (inpainting.inference), in batches.
+    """
 
     def __init__(self, net: nn.Module, device: str = "cpu") -> None:
-        self.net = net.to(device).eval()
-        self.device = device
+        self.model = from_module(net, device)
 
-    @torch.no_grad()
     def __call__(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return self.batch(image[None], mask[None])[0]
 
-    @torch.no_grad()
     def batch(self, images: np.ndarray, masks: np.ndarray) -> np.ndarray:
         """``N x H x W x 3`` uint8 images and ``N x H x W`` masks -> ``N x H x W x 3`` uint8 composites."""
-        x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0).to(self.device)
-        m = torch.from_numpy((masks != 0).astype(np.float32))[:, None].to(self.device)
-        out = self.net(x * (1.0 - m), m).clamp(-1.0, 1.0)
-        filled = ((out + 1.0) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        holes = (masks != 0)[..., None]
-        return np.where(holes, filled, images).astype(np.uint8)
+        holes = masks != 0
+        filled = to_uint8(self.model(*to_model_input(images, holes)))
+        return np.where(holes[..., None], filled, images).astype(np.uint8)
 
 
 def _model_option_config(name: str) -> dict | None:
