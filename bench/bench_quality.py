@@ -1,7 +1,12 @@
-"""Quality benchmark: train sa_unet and unet with the same step budget, evaluate both and every
+"""Quality benchmark: train models or whole recipes with the same step budget, evaluate them and every
 classical baseline on held-out photos, and put the summary in docs/benchmarks.md.
 
     python bench/bench_quality.py --data-root ../shared/data/photos --steps 1500
+    python bench/bench_quality.py --data-root ../shared/data/photos --steps 200 --section zoo_quality \
+        --runs sa_unet unet pconv:experiment=pconv deepfill_v2:experiment=deepfill_v2
+
+A run is ``NAME`` (the model option of that name, default recipe) or ``NAME:override[,override...]`` (any
+training overrides, e.g. an experiment recipe); each trains into ``<out>/train_<NAME>``.
 
 The data root is always given on the command line (never baked into the package). Photos are split by
 file with the data module's seeded split, so no crop of a test photo is ever trained on.
@@ -20,7 +25,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_section  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-BASELINES = ("telea", "navier_stokes", "biharmonic", "patchmatch")
+BASELINES = ("telea", "navier_stokes", "biharmonic", "patchmatch", "push_pull")
+
+
+def parse_run(spec: str) -> tuple[str, list[str]]:
+    """``"sa_unet"`` -> ``("sa_unet", ["model=sa_unet"])``; ``"pconv:experiment=pconv"`` -> its overrides."""
+    name, _, overrides = spec.partition(":")
+    if not name or not name.replace("_", "").replace("-", "").isalnum():
+        raise SystemExit(f"--runs entry {spec!r}: NAME must be letters, digits, '_' or '-' (then :overrides)")
+    return name, overrides.split(",") if overrides else [f"model={name}"]
 
 
 def _run(args: list[str], log_path: Path) -> float:
@@ -65,7 +78,11 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--test-fraction", type=float, default=0.25)
-    parser.add_argument("--models", nargs="+", default=["sa_unet", "unet"])
+    parser.add_argument(
+        "--runs", "--models", nargs="+", default=["sa_unet", "unet"], help="NAME or NAME:override,..."
+    )
+    parser.add_argument("--section", default="quality", help="docs/benchmarks.md section to (re)write")
+    parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for each training run")
     parser.add_argument("--masks-per-image", type=int, default=4)
     parser.add_argument("--out", type=Path, default=REPO / "logs" / "bench_quality")
     parser.add_argument("--skip-train", action="store_true", help="reuse checkpoints already in --out")
@@ -77,20 +94,24 @@ def main() -> None:
     split = [f"data.root={root}", f"data.test_fraction={args.test_fraction}", "data.val_fraction=0.1"]
     data = ["data=folder", *split, f"data.image_size={args.image_size}"]
 
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    runs = dict(parse_run(spec) for spec in args.runs)
     timings = {}
-    for model in args.models:
-        run_dir = args.out / f"train_{model}"
+    for name, overrides in runs.items():
+        run_dir = args.out / f"train_{name}"
         if not args.skip_train:
             command = [
-                "-m", "inpainting.train", f"model={model}", *data, f"data.batch_size={args.batch_size}",
-                "data.num_workers=2", f"trainer.max_steps={args.steps}", "trainer.val_check_interval=250",
-                "logger=csv", "test=false", "seed=0", f"hydra.run.dir={run_dir}",
+                "-m", "inpainting.train", *overrides, *data, f"data.batch_size={args.batch_size}",
+                "data.num_workers=0", "data.persistent_workers=false", f"trainer.max_steps={args.steps}",
+                f"trainer.val_check_interval={min(250, args.steps)}", "logger=csv", "test=false", "seed=0",
+                f"hydra.run.dir={run_dir}",
             ]  # fmt: skip
             print("train:", "python", " ".join(command), flush=True)
-            timings[model] = _run(command, args.out / f"train_{model}.log")
+            timings[name] = _run(command, args.out / f"train_{name}.log")
     methods = [
         *BASELINES,
-        *(f"{m}@ckpt:{args.out / f'train_{m}' / 'checkpoints' / 'last.ckpt'}" for m in args.models),
+        *(f"{name}@ckpt:{args.out / f'train_{name}' / 'checkpoints' / 'last.ckpt'}" for name in runs),
     ]
     eval_dir = args.out / "eval"
     command = [
@@ -101,17 +122,21 @@ def main() -> None:
     _run(command, args.out / "eval.log")
 
     budget = ", ".join(f"{m} {t / 60:.0f} min" for m, t in timings.items()) or "(training skipped)"
+    recipes = "; ".join(f"`{name}`: `{' '.join(overrides)}`" for name, overrides in runs.items())
     body = (
         f"Training: {args.steps} steps, batch {args.batch_size}, {args.image_size}² random crops, seed 0, "
         f"on the train split of `{args.data_root}` (photos shrunk to a {args.short_side}-px short side; seeded "
         f"split by photo, test fraction {args.test_fraction}); "
-        f"wall time {budget}. Evaluation on the held-out test photos at {args.image_size}², "
+        f"wall time {budget}{f' ({args.threads} thread(s) each)' if args.threads else ''}. Runs: {recipes}. "
+        f"Evaluation on the held-out test photos at {args.image_size}², "
         f"{args.masks_per_image} masks per photo per set.\n\n"
         f"Reproduce: `python bench/bench_quality.py --data-root {args.data_root} --steps {args.steps} "
-        f"--image-size {args.image_size} --batch-size {args.batch_size}`\n\n"
+        f"--image-size {args.image_size} --batch-size {args.batch_size} --section {args.section} "
+        f"--runs {' '.join(args.runs)}`\n\n"
         + (eval_dir / "summary.md").read_text().split("\n", 1)[1].replace("\n## ", "\n### ")
     )
-    write_section("quality", "Quality: sa_unet vs unet vs classical baselines (bench-quality)", body)
+    title = f"Quality at an equal step budget: {', '.join(runs)} vs classical baselines (bench-quality)"
+    write_section(args.section, title, body)
     print(f"summary written to docs/benchmarks.md; outputs in {eval_dir}")
 
 

@@ -122,6 +122,27 @@ class PatchMatchInpaint:
         return _paste_known(image, holes, filled)
 
 
+@dataclass(frozen=True)
+class PushPullInpaint:
+    """Push-pull pyramid fill (Gortler et al. 1996), the parameter-free first guess that ``fill_prior`` networks
+    start from (``inpainting.models.fill_prior``); in the tables it shows what the network adds on top of it."""
+
+    levels: int = 10
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        import torch
+
+        from inpainting.models.fill_prior import push_pull_fill
+
+        image, holes = _check_inputs(image, mask)
+        if not holes.any():
+            return image.copy()
+        pixels = torch.from_numpy(image).permute(2, 0, 1)[None].double()
+        hole_map = torch.from_numpy(holes)[None, None].double()
+        filled = push_pull_fill(pixels, hole_map, self.levels)[0].permute(1, 2, 0).numpy()
+        return _paste_known(image, holes, np.clip(np.rint(filled), 0, 255))
+
+
 def _import_patchmatch() -> ModuleType:
     """The ``patchmatch`` module with its native library loaded, or an ImportError saying how to get it."""
     try:
@@ -163,12 +184,18 @@ def patchmatch(patch_size: int = 3, seed: int = 0) -> PatchMatchInpaint:
     return PatchMatchInpaint(patch_size, seed)
 
 
+def push_pull(levels: int = 10) -> PushPullInpaint:
+    """Push-pull pyramid fill (Gortler et al. 1996); see ``inpainting.models.fill_prior``."""
+    return PushPullInpaint(levels)
+
+
 #: Baseline factories by plain name; call one (or :func:`get_baseline`) to get an ``(image, mask)`` inpainter.
 BASELINES: dict[str, Callable[..., Inpainter]] = {
     "telea": telea,
     "navier_stokes": navier_stokes,
     "biharmonic": biharmonic,
     "patchmatch": patchmatch,
+    "push_pull": push_pull,
 }
 
 

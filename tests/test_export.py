@@ -145,3 +145,15 @@ def test_no_attention_network_exports_too(tmp_path):
     net = tiny_net(attention=config["attention"])
     model = load_model(export_onnx(net, config, tmp_path / "unet.onnx"))
     assert max_difference(PaddedGenerator(net), model, [(30, 70)]) < 1e-4
+
+
+@pytest.mark.parametrize("kind", ["torchscript", "onnx"])
+def test_fill_prior_network_exports_with_one_graph_for_every_size(tmp_path, kind):
+    """The push-pull pyramid has a fixed depth, so a file traced at one size is right at sizes far from it."""
+    pytest.importorskip("onnxruntime")
+    config = {**TINY_CONFIG, "fill_prior": True}
+    net = tiny_net(fill_prior=True)
+    torch.nn.init.normal_(net.head.weight, std=0.05)  # a trained-looking head: output != the fill alone
+    writer = export_onnx if kind == "onnx" else export_torchscript
+    model = load_model(writer(net, config, tmp_path / f"fill.{kind}"))
+    assert max_difference(PaddedGenerator(net), model, PARITY_SIZES) < 1e-4

@@ -126,10 +126,13 @@ def test_sa_unet_yaml_instantiates() -> None:
 
 
 def test_sa_unet_yaml_matches_class_defaults() -> None:
-    """One source of truth in practice: the yaml spells out exactly the Python defaults."""
+    """One source of truth in practice: the yaml spells out exactly the Python defaults, except fill_prior,
+    which the class keeps off so networks saved before it existed (their config lacks the key) load unchanged."""
     cfg = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "model" / "sa_unet.yaml"))
     cfg.pop("_target_")
+    assert cfg.pop("fill_prior") is True
     defaults = {k: p.default for k, p in inspect.signature(SAUNet).parameters.items()}
+    assert defaults.pop("fill_prior") is False
     assert set(cfg) == set(defaults)
     for key, value in cfg.items():
         default = defaults[key]

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from inpainting.models.attention import SelfAttention2d, group_norm_groups
+from inpainting.models.fill_prior import push_pull_fill
 from inpainting.models.utils import count_parameters
 
 __all__ = ["ATTENTION_CHOICES", "ConvBlock", "SAUNet", "count_parameters"]
@@ -89,6 +90,9 @@ class SAUNet(nn.Module):
         norm: ``"group"`` (GroupNorm) or ``"none"``.
         activation: ``"silu"`` or ``"leaky_relu"``.
         upsample: decoder interpolation before its 3x3 conv, ``"nearest"`` or ``"bilinear"``.
+        fill_prior: start from a push-pull fill of the hole (``inpainting.models.fill_prior``): the net sees the
+            filled image instead of zeros and predicts a correction to it (zero-initialised head, so an untrained
+            net returns the push-pull fill). False is the plain design: zeros in, ``tanh`` image out.
     """
 
     def __init__(
@@ -108,6 +112,7 @@ class SAUNet(nn.Module):
         norm: str = "group",
         activation: str = "silu",
         upsample: str = "nearest",
+        fill_prior: bool = False,
     ) -> None:
         super().__init__()
         channel_mults = [int(m) for m in channel_mults]
@@ -140,6 +145,7 @@ class SAUNet(nn.Module):
         self.attention = attention
         self.mask_aware = mask_aware
         self.upsample_mode = upsample
+        self.fill_prior = bool(fill_prior)
         chs = [base_channels * m for m in channel_mults]
 
         def blocks(c_in: int, c_out: int) -> nn.Sequential:
@@ -184,6 +190,14 @@ class SAUNet(nn.Module):
                 if attention_in in ("both", "decoder"):
                     self.attn[f"dec{i}"] = attn(i)
         self.head = nn.Conv2d(chs[0], out_channels, 3, padding=1)
+        if self.fill_prior:
+            if out_channels != in_channels - 1:
+                raise ValueError(
+                    f"fill_prior needs out_channels == image channels (in_channels - 1), got {out_channels} "
+                    f"and in_channels={in_channels}"
+                )
+            nn.init.zeros_(self.head.weight)  # untrained: output == the push-pull fill
+            nn.init.zeros_(self.head.bias)
 
     @property
     def size_multiple(self) -> int:
@@ -211,7 +225,8 @@ class SAUNet(nn.Module):
             masked_image = F.pad(masked_image, (0, pad_w, 0, pad_h))
             mask = F.pad(mask, (0, pad_w, 0, pad_h), value=1.0)
 
-        h = self.stem(torch.cat([masked_image, mask], dim=1))
+        prior = push_pull_fill(masked_image, mask) if self.fill_prior else masked_image
+        h = self.stem(torch.cat([prior, mask], dim=1))
         skips = []
         for i in range(self.num_levels - 1):
             h = self._attend(f"enc{i}", self.enc[i](h), mask)
@@ -226,5 +241,5 @@ class SAUNet(nn.Module):
             h = self.up[i](h)
             h = self.dec[i](torch.cat([h, skip], dim=1))
             h = self._attend(f"dec{i}", h, mask)
-        out = torch.tanh(self.head(h))
+        out = torch.clamp(prior + self.head(h), -1.0, 1.0) if self.fill_prior else torch.tanh(self.head(h))
         return out[:, :, :height, :width]
