@@ -84,13 +84,19 @@ def main() -> None:
     parser.add_argument("--section", default="quality", help="docs/benchmarks.md section to (re)write")
     parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for each training run")
     parser.add_argument("--masks-per-image", type=int, default=4)
-    parser.add_argument("--out", type=Path, default=REPO / "logs" / "bench_quality")
+    parser.add_argument("--out", type=Path, default=REPO / "logs" / "bq")
     parser.add_argument("--skip-train", action="store_true", help="reuse checkpoints already in --out")
+    parser.add_argument(
+        "--prepare-only", action="store_true", help="only write the shrunk photo copy (<out>/photos_<short-side>)"
+    )
     parser.add_argument(
         "--short-side", type=int, default=384, help="photos are shrunk to this short side first"
     )
     args = parser.parse_args()
     root = downscaled_copy(args.data_root.resolve(), args.out / f"photos_{args.short_side}", args.short_side)
+    if args.prepare_only:
+        print(f"photos ready in {root}")
+        return
     split = [f"data.root={root}", f"data.test_fraction={args.test_fraction}", "data.val_fraction=0.1"]
     data = ["data=folder", *split, f"data.image_size={args.image_size}"]
 
