@@ -87,7 +87,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "logs" / "bq")
     parser.add_argument("--skip-train", action="store_true", help="reuse checkpoints already in --out")
     parser.add_argument(
-        "--prepare-only", action="store_true", help="only write the shrunk photo copy (<out>/photos_<short-side>)"
+        "--prepare-only",
+        action="store_true",
+        help="only write the shrunk photo copy (<out>/photos_<short-side>)",
     )
     parser.add_argument(
         "--short-side", type=int, default=384, help="photos are shrunk to this short side first"
