@@ -6,7 +6,7 @@ PYTEST_WORKERS ?= 2
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-full lint format demo bench bench-quality masks clean
+.PHONY: help install train test test-full lint format demo bench bench-quality bench-zoo masks clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -47,6 +47,12 @@ bench: install ## Speed/memory benchmarks on this machine -> docs/benchmarks.md
 bench-quality: install ## Train sa_unet + unet, evaluate with baselines: make bench-quality DATA=/photos [STEPS=1200]
 	@test -n "$(DATA)" || (echo "usage: make bench-quality DATA=/path/to/photos [STEPS=1200]"; exit 2)
 	$(PYTHON) bench/bench_quality.py --data-root "$(DATA)" --steps $(or $(STEPS),1200)
+
+bench-zoo: install ## Every model and recipe at one step budget vs baselines: make bench-zoo DATA=/photos [STEPS=200]
+	@test -n "$(DATA)" || (echo "usage: make bench-zoo DATA=/path/to/photos [STEPS=200]"; exit 2)
+	$(PYTHON) bench/bench_quality.py --data-root "$(DATA)" --steps $(or $(STEPS),200) --threads 1 --section zoo_quality \
+		--runs sa_unet unet pconv:experiment=pconv deepfill_v2:experiment=deepfill_v2 lama_like:experiment=lama_like \
+		sa_unet_gan:experiment=sa_unet_gan
 
 masks: ## Export the fixed evaluation mask sets as PNG folders into masks/ (256x256, 1000 each)
 	$(PYTHON) -m inpainting.make_masks thin medium thick area_00-10 area_10-20 area_20-30 area_30-40 area_40-50 area_50-60 --count 1000 --size 256 --out masks
