@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_section  # noqa: E402
 
@@ -103,7 +105,8 @@ def main() -> None:
     data = ["data=folder", *split, f"data.image_size={args.image_size}"]
 
     if args.threads:
-        os.environ["OMP_NUM_THREADS"] = str(args.threads)
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the training/evaluation subprocesses
+        torch.set_num_threads(args.threads)  # and this process, so the section's machine stamp says it
     runs = dict(parse_run(spec) for spec in args.runs)
     timings = {}
     for name, overrides in runs.items():
