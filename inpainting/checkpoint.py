@@ -1,10 +1,16 @@
-"""Rebuild a trained generator from a training checkpoint or a generator file, without unpickling objects.
+"""Rebuild a trained generator from a training checkpoint or a generator file, without running anything it names.
 
-Checkpoints written by ``inpainting.train`` carry the run's resolved config as plain data
-(``inpainting_config``), so loading uses ``torch.load(weights_only=True)``: a crafted file cannot
-run code, and the network is rebuilt from its ``_target_`` config, then its weights are loaded.
-Only ``_target_`` classes under ``inpainting.models.`` are instantiated, so a crafted config cannot
-name an arbitrary callable either.
+Files from elsewhere are hostile until proven otherwise, so every tool (training resume, predict, evaluate,
+export, demo) reads them through :func:`load_generator` / :func:`check_checkpoint`:
+
+- ``torch.load(weights_only=True)``: tensors and plain containers only, so a pickle payload cannot run;
+- the network is named by a key of the explicit registry :data:`inpainting.models.registry.GENERATORS` and built
+  from plain-data arguments (no ``_target_``/``_partial_`` below it, no ``${...}`` interpolation); nothing the
+  file names is imported, resolved or instantiated through Hydra.
+
+A training checkpoint of a GAN run holds two generators; the EMA one (``net_ema.module.*``), which validation
+and best-checkpoint selection use, is the one every tool loads, and the returned config says which it was
+(``config["weights"]``: ``"ema"`` or ``"raw"``).
 
 A *generator file* (:func:`save_generator`) is what ships and what ``predict`` / the demo load: the
 network's config and weights only (no optimizer state, discriminator or run config): about 4.4 MB for
@@ -21,15 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
-from torch import nn
+from torch import Tensor, nn
+
+from inpainting.models.registry import UnsafeModelConfig, build_network, check_model_config
 
 NET_PREFIX = "net."
+EMA_PREFIX = "net_ema.module."
 GENERATOR_FORMAT = "inpainting-generator"
 GENERATOR_VERSION = 1
-#: only network classes from this package are rebuilt from a file's config
-ALLOWED_TARGET_PREFIX = "inpainting.models."
 #: the shipped default model, used by predict and the demo when no ckpt_path is given
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "sa_unet_default.pt"
 DEFAULT_WEIGHTS_ENV = "INPAINTING_WEIGHTS"
@@ -55,32 +60,33 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         ) from error
 
 
-def _check_targets(node: Any, path: str | Path) -> None:
-    """Refuse any ``_target_`` outside :data:`ALLOWED_TARGET_PREFIX` (instantiate would call it)."""
-    if isinstance(node, dict):
-        target = node.get("_target_")
-        if target is not None and not str(target).startswith(ALLOWED_TARGET_PREFIX):
-            raise CheckpointError(
-                f"{path}: refusing to build {target!r}: only networks under {ALLOWED_TARGET_PREFIX} are loaded"
-            )
-        for value in node.values():
-            _check_targets(value, path)
-    elif isinstance(node, list):
-        for value in node:
-            _check_targets(value, path)
+def generator_state_dict(
+    state_dict: dict[str, Tensor], prefer_ema: bool = True
+) -> tuple[dict[str, Tensor], str]:
+    """The generator's weights from a module/checkpoint ``state_dict`` (keys without prefix) and which they are.
+
+    ``prefer_ema``: take the EMA generator (``net_ema.module.*``) when there is one (GAN runs validate and pick
+    their best checkpoint with it), else the raw ``net.*``. Returns ``(state, "ema" | "raw")``.
+    """
+    prefixes = ((EMA_PREFIX, "ema"), (NET_PREFIX, "raw")) if prefer_ema else ((NET_PREFIX, "raw"),)
+    for prefix, kind in prefixes:
+        state = {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
+        if state:
+            return state, kind
+    raise CheckpointError(
+        f"no generator weights (keys starting with {' or '.join(p for p, _ in prefixes)}) in this state dict"
+    )
 
 
 def build_generator(
     model_config: dict[str, Any], state_dict: dict[str, torch.Tensor], path: str | Path = "<memory>"
 ) -> nn.Module:
-    """Instantiate the network a ``model`` config names and load ``state_dict`` into it (eval mode, CPU)."""
-    if not isinstance(model_config, dict) or "_target_" not in model_config:
-        raise CheckpointError(f"{path}: the model config has no _target_, so the network cannot be rebuilt")
-    _check_targets(model_config, path)
-    target = model_config["_target_"]
+    """Build the registered network a ``model`` config names and load ``state_dict`` into it (eval mode, CPU)."""
+    check_model(model_config, path)
+    target = model_config.get("_target_") or model_config.get("name")
     try:
-        net: nn.Module = instantiate(OmegaConf.create(model_config))
-    except Exception as error:  # an older/newer config this code's network no longer accepts
+        net = build_network(model_config)
+    except (TypeError, ValueError) as error:  # an older/newer config this code's network no longer accepts
         raise CheckpointError(
             f"{path}: cannot build {target} from the file's model config ({error}); "
             "the file was probably written by another version of inpainting"
@@ -94,35 +100,82 @@ def build_generator(
     return net.eval()
 
 
+def check_model(model_config: Any, path: str | Path) -> None:
+    """Refuse a model config that names an unregistered network or carries more than plain-data arguments."""
+    if not isinstance(model_config, dict) or not (model_config.get("_target_") or model_config.get("name")):
+        raise CheckpointError(f"{path}: the model config names no network, so it cannot be rebuilt")
+    try:
+        check_model_config(model_config)
+    except UnsafeModelConfig as error:
+        raise CheckpointError(f"{path}: {error}") from None
+    except TypeError as error:
+        raise CheckpointError(
+            f"{path}: {error}; the file was probably written by another version of inpainting"
+        ) from None
+
+
+def check_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a training checkpoint safely and check that the network it names could be rebuilt; return it.
+
+    What training resume calls before Lightning loads the file: a crafted config is refused up front instead
+    of being carried into the resumed run's own checkpoints.
+    """
+    checkpoint = read_checkpoint(path)
+    _config, state, _kind = _checkpoint_entries(checkpoint, path)
+    load_generator_from_entries(_config, state, path)
+    return checkpoint
+
+
 def load_generator(path: str | Path, expected_target: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """Return ``(net, config)`` for a training checkpoint or a generator file; ``net`` is in eval mode on the CPU.
 
     ``config["model"]`` is the network's config in both cases (a training checkpoint returns its whole run
-    config; a generator file ``{"model": ..., "metadata": ...}``). ``expected_target`` (a class path) makes a
-    file of another model a clear error.
+    config; a generator file ``{"model": ..., "metadata": ...}``); ``config["weights"]`` says whether the EMA or
+    the raw generator was loaded. ``expected_target`` (a class path) makes a file of another model a clear error.
     """
-    checkpoint = read_checkpoint(path)
-    if not isinstance(checkpoint, dict):
-        raise CheckpointError(f"{path} holds a {type(checkpoint).__name__}, not an inpainting checkpoint")
-    if "format" in checkpoint:
-        config, state = _generator_entries(checkpoint, path)
-    else:
-        config = checkpoint.get("inpainting_config")
-        if not isinstance(config, dict) or "model" not in config:
-            raise CheckpointError(
-                f"checkpoint {path} has no 'inpainting_config' with a 'model' entry: it was not written by "
-                "inpainting.train (nor is it a generator file from inpainting.export), so the network cannot be "
-                "rebuilt from it"
-            )
-        state = {
-            k[len(NET_PREFIX) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(NET_PREFIX)
-        }
+    config, state, kind = _checkpoint_entries(read_checkpoint(path), path)
     target = config["model"].get("_target_")
     if expected_target is not None and target != expected_target:
         raise CheckpointError(
             f"checkpoint {path} holds a {target} network, but {expected_target} was asked for"
         )
-    return build_generator(config["model"], state, path), config
+    net = load_generator_from_entries(config, state, path)
+    return net, {**config, "weights": kind}
+
+
+def load_generator_from_entries(
+    config: dict[str, Any], state: dict[str, torch.Tensor], path: str | Path
+) -> nn.Module:
+    """The network of ``config["model"]`` with ``state`` loaded (see :func:`build_generator`)."""
+    return build_generator(config["model"], state, path)
+
+
+def _checkpoint_entries(
+    checkpoint: Any, path: str | Path
+) -> tuple[dict[str, Any], dict[str, torch.Tensor], str]:
+    """``(config, generator state, "ema"|"raw")`` of a loaded training checkpoint or generator file."""
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f"{path} holds a {type(checkpoint).__name__}, not an inpainting checkpoint")
+    if "format" in checkpoint:
+        config, state = _generator_entries(checkpoint, path)
+        check_model(config["model"], path)
+        return config, state, str(config["metadata"].get("weights", "raw"))
+    config = checkpoint.get("inpainting_config")
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
+        raise CheckpointError(
+            f"checkpoint {path} has no 'inpainting_config' with a 'model' entry: it was not written by "
+            "inpainting.train (nor is it a generator file from inpainting.export), so the network cannot be "
+            "rebuilt from it"
+        )
+    check_model(config["model"], path)
+    state_dict = checkpoint.get("state_dict")
+    if not isinstance(state_dict, dict):
+        raise CheckpointError(f"checkpoint {path} has no 'state_dict' mapping")
+    try:
+        state, kind = generator_state_dict(state_dict)
+    except CheckpointError as error:
+        raise CheckpointError(f"checkpoint {path}: {error}") from None
+    return config, state, kind
 
 
 def _generator_entries(
@@ -153,10 +206,13 @@ def save_generator(
     """
     from inpainting.checkpoint_io import atomic_torch_save
 
-    config = OmegaConf.to_container(OmegaConf.create(model_config), resolve=True)
+    config = dict(model_config)
     if "_target_" not in config:
         raise CheckpointError("model_config needs a _target_ naming the network class")
-    _check_targets(config, path)
+    try:
+        check_model_config(config)  # what a reader checks: a config that cannot be rebuilt is not written
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{path}: this model config could not be loaded back: {error}") from error
     state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
     payload = {
         "format": GENERATOR_FORMAT,

@@ -220,7 +220,7 @@ def export(ckpt_path: str | Path, fmt: str, output: str | Path | None = None) ->
         raise ValueError(f"format={fmt!r} is not one of {', '.join(FORMATS)}")
     ckpt_path = Path(ckpt_path)
     net, config = load_generator(ckpt_path)
-    metadata = source_metadata(ckpt_path)
+    metadata = {**source_metadata(ckpt_path), "weights": config["weights"]}  # "ema" | "raw"
     out = Path(output) if output else ckpt_path.with_suffix(SUFFIXES[fmt])
     if out.resolve() == ckpt_path.resolve():
         raise ValueError(f"output={out} would overwrite the checkpoint it is exported from")

@@ -40,6 +40,8 @@ import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from inpainting.checkpoint import EMA_PREFIX
+from inpainting.checkpoint import generator_state_dict as checkpoint_generator_state
 from inpainting.losses.adversarial import AdversarialLoss
 from inpainting.module import InpaintingModule, OptimizerFactory, SchedulerFactory
 
@@ -48,21 +50,14 @@ log = logging.getLogger(__name__)
 __all__ = ["EMA_PREFIX", "GANInpaintingModule", "generator_state_dict"]
 
 FAKE_INPUTS = ("composite", "output")
-EMA_PREFIX = "net_ema.module."
-NET_PREFIX = "net."
 
 
 def generator_state_dict(state_dict: Mapping[str, Tensor], prefer_ema: bool = True) -> dict[str, Tensor]:
-    """The generator's weights from a module/checkpoint ``state_dict``, keys without prefix.
+    """The generator's weights from a module/checkpoint ``state_dict``, keys without prefix (EMA preferred).
 
-    ``prefer_ema``: take the EMA generator (``net_ema.module.*``) when the checkpoint has one, else ``net.*``.
+    The rule lives in :func:`inpainting.checkpoint.generator_state_dict`, the one every tool's reader uses.
     """
-    prefixes = (EMA_PREFIX, NET_PREFIX) if prefer_ema else (NET_PREFIX,)
-    for prefix in prefixes:
-        state = {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
-        if state:
-            return state
-    raise KeyError(f"no generator weights (keys starting with {' or '.join(prefixes)}) in this state dict")
+    return checkpoint_generator_state(dict(state_dict), prefer_ema)[0]
 
 
 def _do_nothing() -> None:

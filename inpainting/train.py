@@ -17,7 +17,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from inpainting.checkpoint import read_checkpoint
+from inpainting.checkpoint import check_checkpoint
 from inpainting.config import (
     exit_on_user_error,
     instantiate_callbacks,
@@ -31,9 +31,10 @@ log = logging.getLogger(__name__)
 def _wandb_run_id(ckpt_path: str) -> str | None:
     """The wandb run a checkpoint was written by, so a resumed run continues the same wandb run.
 
-    Read with ``weights_only=True`` (``read_checkpoint``): a crafted file is refused with a one-line
-    ``CheckpointError`` before Lightning touches it."""
-    return read_checkpoint(ckpt_path).get("inpainting_wandb_id")
+    Read by the one checkpoint reader (``check_checkpoint``: ``weights_only=True``, registered network,
+    plain-data arguments): a crafted file is refused with a one-line ``CheckpointError`` before Lightning
+    touches it."""
+    return check_checkpoint(ckpt_path).get("inpainting_wandb_id")
 
 
 def _prepare_resume(cfg: DictConfig) -> None:

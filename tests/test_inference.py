@@ -80,7 +80,7 @@ def test_generator_file_round_trip(tmp_path):
     assert raw["format"] == GENERATOR_FORMAT and raw["version"] == 1
     assert set(raw) == {"format", "version", "model", "state_dict", "metadata"}
     loaded, config = load_generator(path)
-    assert config == {"model": TINY_CONFIG, "metadata": {"step": 3}}
+    assert config == {"model": TINY_CONFIG, "metadata": {"step": 3}, "weights": "raw"}
     x, m = torch.rand(1, 3, 24, 40) * 2 - 1, (torch.rand(1, 1, 24, 40) > 0.5).float()
     with torch.no_grad():
         assert torch.equal(net(x * (1 - m), m), loaded(x * (1 - m), m))
