@@ -126,13 +126,20 @@ def test_sa_unet_yaml_instantiates() -> None:
 
 
 def test_sa_unet_yaml_matches_class_defaults() -> None:
-    """One source of truth in practice: the yaml spells out exactly the Python defaults, except fill_prior,
-    which the class keeps off so networks saved before it existed (their config lacks the key) load unchanged."""
+    """One source of truth in practice: the yaml spells out exactly the Python defaults, except the options added
+    after networks were saved (fill prior, its relaxation, per-pixel norm, open attention gates): the class keeps
+    their old behaviour so those files (their config lacks the keys) load and run unchanged."""
     cfg = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "model" / "sa_unet.yaml"))
     cfg.pop("_target_")
-    assert cfg.pop("fill_prior") is True
     defaults = {k: p.default for k, p in inspect.signature(SAUNet).parameters.items()}
-    assert defaults.pop("fill_prior") is False
+    deliberate = {
+        "fill_prior": (True, False),
+        "fill_prior_relax": (4, 0),
+        "norm": ("layer", "group"),
+        "attention_gate_init": (1.0, 0.0),
+    }
+    for key, (in_yaml, in_class) in deliberate.items():
+        assert (cfg.pop(key), defaults.pop(key)) == (in_yaml, in_class), key
     assert set(cfg) == set(defaults)
     for key, value in cfg.items():
         default = defaults[key]

@@ -36,7 +36,12 @@ from torch.utils.data import DataLoader
 from inpainting.data.datasets import InpaintingDataset, MaskGenerator
 from inpainting.data.images import NoImagesFoundError, list_images
 from inpainting.data.sample import write_sample_images
-from inpainting.data.transforms import check_image_size, eval_transform, train_transform
+from inpainting.data.transforms import (
+    check_image_size,
+    eval_transform,
+    multiscale_train_transform,
+    train_transform,
+)
 
 log = logging.getLogger("inpainting.data")
 
@@ -84,6 +89,9 @@ class InpaintingDataModule(L.LightningDataModule):
         root: one folder to split into train/val/test (``None`` when pre-split roots are given).
         train_root, val_root, test_root: pre-split folders; each replaces its share of ``root``.
         image_size: side of the square crops (pixels).
+        train_short_side: ``[min, max]``: multi-scale training crops; each photo is first resized so its short
+            side is a random size in this range, then cropped (see ``multiscale_train_transform``). ``None``: one
+            random-resized crop of 35-100% of the photo's area (``train_transform``).
         batch_size: images per batch (per device under DDP).
         num_workers: DataLoader worker processes (0 = load in the main process).
         pin_memory: pin host memory (useful on GPU).
@@ -104,6 +112,7 @@ class InpaintingDataModule(L.LightningDataModule):
         val_root: str | None = None,
         test_root: str | None = None,
         image_size: int = 256,
+        train_short_side: list[int] | None = None,
         batch_size: int = 8,
         num_workers: int = 0,
         pin_memory: bool = False,
@@ -123,6 +132,11 @@ class InpaintingDataModule(L.LightningDataModule):
         # entry point, and Lightning refuses to merge module and datamodule hparams that share a key
         self.save_hyperparameters(ignore=["mask_generator", "eval_mask_generator"], logger=False)
         self.image_size = check_image_size(image_size)
+        self.train_short_side = None if train_short_side is None else tuple(int(v) for v in train_short_side)
+        if self.train_short_side is not None:
+            multiscale_train_transform(
+                self.image_size, self.train_short_side
+            )  # a bad range fails here, named
         self.batch_size = _check_int(batch_size, "batch_size", 1, "images per batch")
         self.num_workers = _check_int(num_workers, "num_workers", 0, "DataLoader worker processes, 0 = none")
         self.mask_seed = _check_int(mask_seed, "mask_seed", 0, "seed of the fixed evaluation masks")
@@ -250,7 +264,9 @@ class InpaintingDataModule(L.LightningDataModule):
                 )
             self.train_dataset = InpaintingDataset(
                 self.splits["train"],
-                train_transform(self.image_size),
+                train_transform(self.image_size)
+                if self.train_short_side is None
+                else multiscale_train_transform(self.image_size, self.train_short_side),
                 mask_generator=self.mask_generator,
                 mask_seed=None,
                 image_root=self.split_roots.get("train"),

@@ -11,6 +11,11 @@ line up with the pixels they cover.
   training sees objects at 1x..1.5x the evaluation scale instead of ImageNet's 0.08 (up to 3.5x)).
   Because the region is resized to the output size, **images smaller than the crop are upscaled** (a 20x30 image
   becomes a 64x64 crop): they work, but are blurry; prefer sources at least ``image_size`` on their short side.
+* :func:`multiscale_train_transform`: the whole photo is first resized so its short side is a random size between
+  ``short_side[0]`` and ``short_side[1]`` (log-uniform over 16 steps), then a random ``image_size`` square is cut
+  at that scale, then flipped half of the time. One model then sees objects at the evaluation's scale (a whole
+  photo at 256 px) and at the scale of a full-resolution photo in ``predict`` (a 128-px crop of a photo at 1024 px
+  covers an eighth of its height), instead of only one of them.
 * :func:`eval_transform`: ``SmallestMaxSize`` (short side -> ``image_size``, again upscaling small images) then
   ``CenterCrop``: fully deterministic, so a validation image gives the same pixels in every run.
 
@@ -68,6 +73,32 @@ def train_transform(
             mask_interpolation=cv2.INTER_NEAREST,
             area_for_downscale="image",
         )
+    ]
+    if hflip:
+        transforms.append(A.HorizontalFlip(p=0.5))
+    return A.Compose(transforms)
+
+
+def multiscale_train_transform(
+    image_size: int, short_side: tuple[int, int], hflip: bool = True, steps: int = 16
+) -> A.Compose:
+    """Random downscale of the whole photo (short side in ``short_side``), then a random square crop, then a flip."""
+    size = check_image_size(image_size)
+    if len(short_side) != 2 or not (size <= int(short_side[0]) <= int(short_side[1])):
+        raise ValueError(
+            f"train_short_side must be [min, max] with image_size ({size}) <= min <= max (pixels of the photo's short "
+            f"side before cropping), got {list(short_side)!r}"
+        )
+    low, high = int(short_side[0]), int(short_side[1])
+    sizes = sorted({round(low * (high / low) ** (i / max(steps - 1, 1))) for i in range(steps)})
+    transforms: list = [
+        A.SmallestMaxSize(
+            max_size=sizes,
+            interpolation=cv2.INTER_LINEAR,
+            mask_interpolation=cv2.INTER_NEAREST,
+            area_for_downscale="image",
+        ),
+        A.RandomCrop(height=size, width=size),
     ]
     if hflip:
         transforms.append(A.HorizontalFlip(p=0.5))

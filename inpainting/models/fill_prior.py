@@ -11,6 +11,13 @@ OpenCV Telea, see docs/benchmarks.md). Given this fill as its input and its star
 at a classical inpainter's quality and only has to learn the correction (edges, texture), the same idea as the
 coarse stage of coarse-to-fine inpainters (DeepFill), with the coarse stage made free.
 
+Relaxation (``relax`` > 0): the plain pull is a blurred membrane, not a harmonic one, so it bends a linear colour
+ramp across a large hole (measured on a 900x600 gradient with a 150x75 px ellipse: 6.8/255 mean error in the hole).
+A few Jacobi sweeps of Laplace's equation at every level of the pull (each hole pixel becomes the mean of its 3x3
+neighbourhood; known pixels stay) turn it into a cascadic multigrid solve: the coarse level is the starting guess,
+so a handful of sweeps per level converges to the harmonic fill, which is exact on linear ramps (4 sweeps: 1.7/255
+on the same case; OpenCV Telea 3.7/255).
+
 The depth is fixed (``levels``) rather than computed from the image size so the traced graph (TorchScript,
 ONNX with dynamic height/width) is the same for every size; holes wider than ``2**levels`` pixels fall back to
 the mean colour of the image's known pixels.
@@ -26,13 +33,16 @@ __all__ = ["push_pull_fill"]
 _EPS = 1e-6
 
 
-def push_pull_fill(image: Tensor, mask: Tensor, levels: int = 10) -> Tensor:
+def push_pull_fill(image: Tensor, mask: Tensor, levels: int = 10, relax: int = 0) -> Tensor:
     """Fill the holes of ``image`` (``B x C x H x W``) where ``mask`` (``B x 1 x H x W``) is 1 = missing.
 
-    Known pixels come back unchanged (up to float rounding). Fully missing images become 0.
+    Known pixels come back unchanged (up to float rounding). Fully missing images become 0. ``relax``: Jacobi
+    sweeps per pyramid level towards the harmonic fill (see the module docstring; 0 = plain push-pull).
     """
     if levels < 1:
         raise ValueError(f"levels must be >= 1, got {levels}")
+    if relax < 0:
+        raise ValueError(f"relax must be >= 0, got {relax}")
     if mask.shape[1] != 1 or mask.shape[-2:] != image.shape[-2:] or mask.shape[0] != image.shape[0]:
         raise ValueError(
             f"mask must be B x 1 x H x W matching image {tuple(image.shape)}, got {tuple(mask.shape)}"
@@ -51,6 +61,9 @@ def push_pull_fill(image: Tensor, mask: Tensor, levels: int = 10) -> Tensor:
     for weighted, weight in reversed(pyramid[:-1]):  # pull: fill each level from the one above
         coarse = F.interpolate(filled, size=weighted.shape[-2:], mode="bilinear", align_corners=False)
         filled = _blend(weighted, weight, coarse)
+        for _ in range(relax):  # Jacobi sweeps: a hole pixel becomes the mean of its neighbourhood
+            neighbours = F.avg_pool2d(filled, 3, stride=1, padding=1, count_include_pad=False)
+            filled = _blend(weighted, weight, neighbours)
     return filled
 
 

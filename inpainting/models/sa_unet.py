@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from inpainting.models.attention import SelfAttention2d, group_norm_groups
+from inpainting.models.attention import LayerNorm2d, SelfAttention2d, group_norm_groups
 from inpainting.models.fill_prior import push_pull_fill
 from inpainting.models.utils import count_parameters
 
@@ -33,13 +33,15 @@ __all__ = ["ATTENTION_CHOICES", "ConvBlock", "SAUNet", "count_parameters"]
 
 ATTENTION_CHOICES = ("none", "window", "global")
 ATTENTION_SIDES = ("both", "encoder", "decoder")
-NORMS = ("group", "none")
+NORMS = ("group", "layer", "none")
 ACTIVATIONS = ("silu", "leaky_relu")
 UPSAMPLES = ("nearest", "bilinear")
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
-    return nn.GroupNorm(group_norm_groups(channels), channels) if kind == "group" else nn.Identity()
+    if kind == "group":
+        return nn.GroupNorm(group_norm_groups(channels), channels)
+    return LayerNorm2d(channels) if kind == "layer" else nn.Identity()
 
 
 def _act(kind: str) -> nn.Module:
@@ -87,9 +89,20 @@ class SAUNet(nn.Module):
             divided by ``kv_pool**2``; every query still sees the whole image). 1 = full-resolution keys. The default
             2 makes the 64x64 bottleneck of a 256 input attend over 32x32 keys: global attention at +11% step time
             instead of +34% with all 4096 keys (CPU, fp32).
-        norm: ``"group"`` (GroupNorm) or ``"none"``.
+        norm: ``"group"`` (GroupNorm), ``"layer"`` (per-pixel LayerNorm over channels, as in ConvNeXt) or
+            ``"none"``. GroupNorm's statistics span the whole map, so they mix hole and known pixels and change
+            with the image's size and content: a net trained on textured 128² crops applies a different gain to a
+            smooth 900x600 photo and paints a dark ring along the hole's edge. ``"layer"`` uses each pixel's own
+            channels only, so a pixel's output depends on its receptive field alone (also in the attention blocks'
+            pre-norm).
         activation: ``"silu"`` or ``"leaky_relu"``.
         upsample: decoder interpolation before its 3x3 conv, ``"nearest"`` or ``"bilinear"``.
+        fill_prior_relax: Jacobi sweeps per pyramid level that turn the push-pull fill into a harmonic one (exact on
+            linear colour ramps; see ``inpainting.models.fill_prior``). 0 = plain push-pull.
+        attention_gate_init: initial value of each attention block's residual gate ``gamma``. 0 (SAGAN) makes a new
+            block the identity, but then its projection gets no gradient until the gate has grown and the gates stayed
+            near 0.02 after 800 steps; 1 is a plain pre-norm transformer residual. With ``fill_prior`` the head is
+            zero-initialised, so the untrained net returns the prior whatever the gates are.
         fill_prior: start from a push-pull fill of the hole (``inpainting.models.fill_prior``): the net sees the
             filled image instead of zeros and predicts a correction to it (zero-initialised head, so an untrained
             net returns the push-pull fill). False is the plain design: zeros in, ``tanh`` image out.
@@ -113,6 +126,8 @@ class SAUNet(nn.Module):
         activation: str = "silu",
         upsample: str = "nearest",
         fill_prior: bool = False,
+        fill_prior_relax: int = 0,
+        attention_gate_init: float = 0.0,
     ) -> None:
         super().__init__()
         channel_mults = [int(m) for m in channel_mults]
@@ -146,6 +161,9 @@ class SAUNet(nn.Module):
         self.mask_aware = mask_aware
         self.upsample_mode = upsample
         self.fill_prior = bool(fill_prior)
+        if fill_prior_relax < 0:
+            raise ValueError(f"fill_prior_relax must be >= 0, got {fill_prior_relax}")
+        self.fill_prior_relax = int(fill_prior_relax)
         chs = [base_channels * m for m in channel_mults]
 
         def blocks(c_in: int, c_out: int) -> nn.Sequential:
@@ -166,6 +184,8 @@ class SAUNet(nn.Module):
                 mask_aware=mask_aware,
                 qkv_kernel=qkv_kernel,
                 kv_pool=kv_pool if kind == "global" else 1,
+                norm="layer" if norm == "layer" else "group",
+                gate_init=attention_gate_init,
             )
 
         last = self.num_levels - 1
@@ -225,7 +245,11 @@ class SAUNet(nn.Module):
             masked_image = F.pad(masked_image, (0, pad_w, 0, pad_h))
             mask = F.pad(mask, (0, pad_w, 0, pad_h), value=1.0)
 
-        prior = push_pull_fill(masked_image, mask) if self.fill_prior else masked_image
+        prior = (
+            push_pull_fill(masked_image, mask, relax=self.fill_prior_relax)
+            if self.fill_prior
+            else masked_image
+        )
         h = self.stem(torch.cat([prior, mask], dim=1))
         skips = []
         for i in range(self.num_levels - 1):
