@@ -67,7 +67,7 @@ def ddp_rate(root: Path, processes: int, steps: int, threads: int | None = None)
     """Training images/s of Lightning with 1 process or ``ddp_spawn`` over ``processes`` CPU processes;
     ``threads`` pins torch's intra-op threads of a 1-process run (to compare with DDP's 1 per process)."""
     from inpainting.data.datamodule import InpaintingDataModule
-    from inpainting.module import InpaintingModule
+    from inpainting.training.module import InpaintingModule
 
     default_threads = torch.get_num_threads()
     if threads is not None:

@@ -51,7 +51,7 @@ def sa_unet_network() -> tuple[Any, dict[str, Any], str]:
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from inpainting.checkpoint import default_weights_path, load_generator
+    from inpainting.inference.checkpoint import default_weights_path, load_generator
 
     path = default_weights_path()
     if path.is_file():
@@ -76,7 +76,7 @@ def run(repeats: int = 3) -> list[dict]:
     """One row per (picture size, method): median latency in ms and the size the method worked at."""
     import torch
 
-    from inpainting.baselines import get_baseline
+    from inpainting.evaluation.baselines import get_baseline
     from inpainting.export import export_onnx, export_torchscript
     from inpainting.inference import Inpainter, from_module, hole_boxes, load_model
 

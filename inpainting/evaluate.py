@@ -1,7 +1,7 @@
 """``python -m inpainting.evaluate``: every method, the same images and masks, one table.
 
 Thin Hydra entry point: picks the images (a data config's split or user pairs), attaches the named
-mask sets, runs :mod:`inpainting.evaluator` and writes :mod:`inpainting.report` outputs.
+mask sets, runs :mod:`inpainting.evaluation.evaluator` and writes :mod:`inpainting.evaluation.report` outputs.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from inpainting.config import exit_on_user_error
-from inpainting.evaluator import (
+from inpainting.evaluation.evaluator import (
     EvalImage,
     FeatureMetrics,
     attach_mask_sets,
@@ -23,10 +23,10 @@ from inpainting.evaluator import (
     load_images,
     load_pairs,
 )
-from inpainting.mask_sets import read_image_mask_pairs
-from inpainting.methods import build_methods
+from inpainting.evaluation.mask_sets import read_image_mask_pairs
+from inpainting.evaluation.methods import build_methods
+from inpainting.evaluation.report import plot_metrics_vs_area, summary_markdown, write_csv, write_grids
 from inpainting.models.vgg import VGG16Features, default_vgg16_weights_path
-from inpainting.report import plot_metrics_vs_area, summary_markdown, write_csv, write_grids
 
 log = logging.getLogger(__name__)
 SPLITS = ("all", "train", "val", "test")

@@ -2,7 +2,7 @@
 
 Turns a training checkpoint (or a generator file) into something that ships:
 
-* ``generator``: the network config + weights only (:func:`inpainting.checkpoint.save_generator`), a few MB;
+* ``generator``: the network config + weights only (:func:`inpainting.inference.checkpoint.save_generator`), a few MB;
   what ``predict`` and the demo load by default.
 * ``torchscript``: ``torch.jit.trace`` of :class:`inpainting.inference.PaddedGenerator`; runs without this
   package's Python code. Traced at a size where every padding branch is taken (and pads by 0 elsewhere), so the
@@ -32,7 +32,6 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from inpainting.checkpoint import CheckpointError, load_generator, read_checkpoint, save_generator
 from inpainting.config import exit_on_user_error
 from inpainting.inference import (
     EXPORT_FORMATS,
@@ -42,6 +41,7 @@ from inpainting.inference import (
     load_model,
     pad_multiple,
 )
+from inpainting.inference.checkpoint import CheckpointError, load_generator, read_checkpoint, save_generator
 
 log = logging.getLogger(__name__)
 

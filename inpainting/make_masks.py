@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from inpainting.mask_sets import MASK_SETS, export_mask_set
+from inpainting.evaluation.mask_sets import MASK_SETS, export_mask_set
 
 
 def main(argv: list[str] | None = None) -> list[Path]:

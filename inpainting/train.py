@@ -17,13 +17,13 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from inpainting.checkpoint import check_checkpoint
 from inpainting.config import (
     exit_on_user_error,
     instantiate_callbacks,
     instantiate_loggers,
     print_config_tree,
 )
+from inpainting.inference.checkpoint import check_checkpoint
 
 log = logging.getLogger(__name__)
 

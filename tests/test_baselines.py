@@ -7,8 +7,8 @@ import pickle
 import numpy as np
 import pytest
 
-from inpainting import baselines
-from inpainting.baselines import BASELINES, available_baselines, get_baseline
+from inpainting.evaluation import baselines
+from inpainting.evaluation.baselines import BASELINES, available_baselines, get_baseline
 
 H, W = 32, 40
 

@@ -30,9 +30,9 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
-from inpainting.checkpoint import CheckpointError, read_checkpoint
-from inpainting.checkpoint_io import AtomicCheckpointIO, LastCheckpoint
+from inpainting.inference.checkpoint import CheckpointError, read_checkpoint
 from inpainting.train import train
+from inpainting.training.checkpoint_io import AtomicCheckpointIO, LastCheckpoint
 from tests.conftest import CONF_DIR, TINY_OVERRIDES, write_tiny_images
 
 REPO_ROOT = CONF_DIR.parent

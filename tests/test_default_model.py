@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inpainting.baselines import get_baseline
-from inpainting.checkpoint import default_weights_path
+from inpainting.evaluation.baselines import get_baseline
+from inpainting.evaluation.mask_sets import mask_set
 from inpainting.inference import Inpainter, load_model
-from inpainting.mask_sets import mask_set
+from inpainting.inference.checkpoint import default_weights_path
 
 skimage_data = pytest.importorskip("skimage.data")
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from hydra.core.global_hydra import GlobalHydra
 
-from inpainting.checkpoint import CheckpointError
 from inpainting.evaluate import MissingWeightsError, run
+from inpainting.inference.checkpoint import CheckpointError
 from inpainting.train import train
 from tests.conftest import CONF_DIR, compose_config, write_tiny_images
 
@@ -142,9 +142,9 @@ def test_cli_reports_errors_without_traceback(tmp_path, image_folder):
 
 
 def test_make_masks_exports_the_evaluation_sets(tmp_path):
-    from inpainting.evaluator import EvalImage, attach_mask_sets
+    from inpainting.evaluation.evaluator import EvalImage, attach_mask_sets
+    from inpainting.evaluation.mask_sets import load_mask_folder
     from inpainting.make_masks import main as make_masks
-    from inpainting.mask_sets import load_mask_folder
 
     (folder,) = make_masks(["thick", "--count", "3", "--size", "32", "--out", str(tmp_path)])
     exported = load_mask_folder(folder)

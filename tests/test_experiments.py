@@ -6,9 +6,9 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from inpainting.gan_module import GANInpaintingModule
-from inpainting.module import InpaintingModule
 from inpainting.train import train
+from inpainting.training.gan_module import GANInpaintingModule
+from inpainting.training.module import InpaintingModule
 
 # (experiment, module class, generator class name, discriminator class name or None)
 EXPERIMENTS = [

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from inpainting.baselines import get_baseline
+from inpainting.evaluation.baselines import get_baseline
 from inpainting.models.fill_prior import push_pull_fill
 from inpainting.models.sa_unet import SAUNet
 

@@ -12,8 +12,7 @@ from omegaconf import open_dict
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from inpainting.checkpoint import load_generator
-from inpainting.gan_module import GANInpaintingModule, generator_state_dict
+from inpainting.inference.checkpoint import load_generator
 from inpainting.losses.adversarial import (
     AdversarialLoss,
     feature_matching_loss,
@@ -27,6 +26,7 @@ from inpainting.losses.recipe import RecipeLoss
 from inpainting.models.discriminators import PatchGAN, SNPatchGAN
 from inpainting.models.gated_ca import GatedCANet
 from inpainting.train import train
+from inpainting.training.gan_module import GANInpaintingModule, generator_state_dict
 
 # ------------------------------------------------------------------------------------------------ losses
 
@@ -231,5 +231,5 @@ def test_gan_resume_continues_steps_optimizers_schedulers_and_ema(tiny_train_con
     assert int(second["state_dict"]["net_ema.n_averaged"]) == 4
     # the trained generator loads through the project's checkpoint reader (net.* keys)
     net, config = load_generator(tmp_path / "resumed" / "checkpoints" / "last.ckpt")
-    assert config["module"]["_target_"] == "inpainting.gan_module.GANInpaintingModule"
+    assert config["module"]["_target_"] == "inpainting.training.gan_module.GANInpaintingModule"
     assert net.state_dict().keys() == generator_state_dict(second["state_dict"]).keys()

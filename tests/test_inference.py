@@ -8,15 +8,22 @@ import numpy as np
 import pytest
 import torch
 
-from inpainting import checkpoint
-from inpainting.checkpoint import (
+from inpainting.inference import (
+    Inpainter,
+    PaddedGenerator,
+    checkpoint,
+    from_module,
+    hole_boxes,
+    load_model,
+    pad_multiple,
+)
+from inpainting.inference.checkpoint import (
     GENERATOR_FORMAT,
     CheckpointError,
     default_weights_path,
     load_generator,
     save_generator,
 )
-from inpainting.inference import Inpainter, PaddedGenerator, from_module, hole_boxes, load_model, pad_multiple
 from inpainting.models.sa_unet import SAUNet
 
 TINY_CONFIG = {
@@ -106,7 +113,7 @@ def test_generator_file_from_another_version_is_a_clear_error(tmp_path, change, 
 
 
 def test_default_weights_path_and_missing_file(tmp_path, monkeypatch):
-    assert default_weights_path() == Path(checkpoint.__file__).parent / "weights" / "sa_unet_default.pt"
+    assert default_weights_path() == Path(checkpoint.__file__).parents[1] / "weights" / "sa_unet_default.pt"
     monkeypatch.setattr(checkpoint, "DEFAULT_WEIGHTS", tmp_path / "missing.pt")
     with pytest.raises(FileNotFoundError, match="missing.pt.*inpainting.export"):
         load_model(None)

@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
-from inpainting import mask_sets, metrics
-from inpainting.mask_sets import (
+from inpainting.evaluation import mask_sets, metrics
+from inpainting.evaluation.mask_sets import (
     AREA_SETS,
     LAMA_SETS,
     MASK_SETS,
@@ -47,7 +47,7 @@ def test_names_and_buckets_agree_with_metrics() -> None:
 def test_same_masks_in_a_separate_process() -> None:
     code = (
         "import hashlib, numpy as np\n"
-        "from inpainting.mask_sets import mask_set\n"
+        "from inpainting.evaluation.mask_sets import mask_set\n"
         "d = hashlib.md5()\n"
         "for name in ('thin', 'area_30-40'):\n"
         f"    for m in mask_set(name, 3, {H}, {W}, seed=7):\n"

@@ -9,7 +9,7 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from inpainting.metrics import (
+from inpainting.evaluation.metrics import (
     AREA_BUCKETS,
     AREA_LABELS,
     MAX_PSNR,

@@ -11,8 +11,8 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from inpainting.speed import SpeedOptions
 from inpainting.train import train
+from inpainting.training.speed import SpeedOptions
 
 
 class GradNormRecorder(L.Callback):

@@ -11,8 +11,8 @@ import pytest
 from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
-from inpainting import checkpoint
 from inpainting.data.images import read_image_rgb
+from inpainting.inference import checkpoint
 from inpainting.predict import OutputError, run
 from tests.conftest import CONF_DIR, compose_config
 from tests.test_inference import holes, photo, tiny_generator_file

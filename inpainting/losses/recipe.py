@@ -3,7 +3,7 @@
 ``RecipeLoss`` extends :class:`~inpainting.losses.reconstruction.InpaintingLoss` (hole L1, valid L1, seam TV) with
 VGG16 perceptual and style terms and an optional L1 on a coarse first stage (DeepFill's two-stage "ae loss"), keeping
 its call contract ``forward(output, composite, target, mask) -> {term: tensor, ..., "total": tensor}``. Adversarial
-terms are not here: they need the discriminator and live in :class:`inpainting.gan_module.GANInpaintingModule`.
+terms are not here: they need the discriminator and live in :class:`inpainting.training.gan_module.GANInpaintingModule`.
 
 Recipes (conf/loss/*.yaml):
 

@@ -15,8 +15,8 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
-from inpainting.metrics import BucketedImageMetrics
-from inpainting.panels import to_unit_range
+from inpainting.evaluation.metrics import BucketedImageMetrics
+from inpainting.training.panels import to_unit_range
 
 log = logging.getLogger(__name__)
 

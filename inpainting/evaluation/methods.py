@@ -15,12 +15,13 @@ import numpy as np
 from omegaconf import OmegaConf
 from torch import nn
 
-from inpainting.baselines import BASELINES, Inpainter, get_baseline
-from inpainting.checkpoint import CheckpointError, load_generator
+from inpainting.evaluation.baselines import BASELINES, Inpainter, get_baseline
 from inpainting.inference import from_module, to_model_input, to_uint8
+from inpainting.inference.checkpoint import CheckpointError, load_generator
+from inpainting.resources import conf_dir
 
 CKPT_PREFIX = "ckpt:"
-MODEL_CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "model"
+MODEL_CONF_DIR = conf_dir() / "model"
 # config keys that make two networks of the same class different models (sa_unet vs unet)
 ARCHITECTURE_KEYS = ("_target_", "attention", "attention_in", "kv_pool", "mask_aware")
 

@@ -11,7 +11,7 @@ import numpy as np
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
-from inpainting.panels import PANEL_COLUMNS, inpainting_panel
+from inpainting.training.panels import PANEL_COLUMNS, inpainting_panel
 
 
 class ImagePanelLogger(L.Callback):
@@ -64,3 +64,18 @@ class ImagePanelLogger(L.Callback):
                 logger.experiment.add_image(
                     f"{stage}/panel", np.ascontiguousarray(panel), step, dataformats="HWC"
                 )
+
+
+class AttentionGateLogger(L.Callback):
+    """Logs each attention block's residual gate ``gamma`` as ``attention/gate_<block>`` every training step
+    that Lightning logs, so "does the network use its attention?" is a curve, not a guess. Nets without
+    attention log nothing."""
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        blocks = getattr(getattr(pl_module, "net", None), "attn", None)
+        if not blocks:
+            return
+        for name, block in blocks.items():
+            pl_module.log(f"attention/gate_{name}", block.gamma.detach().abs(), on_step=True, on_epoch=False)

@@ -23,7 +23,7 @@ parameters and buffers), updated after every generator step and used for validat
 Lightning 2.6's ``WeightAveraging``/``EMAWeightAveraging`` callbacks average the *whole* LightningModule
 (discriminator included) and swap weights in and out around validation; averaging only the generator inside the
 module is cheaper and keeps the EMA in the module's ``state_dict``. Checkpoint keys: ``net.*`` (the trained
-generator, what :func:`inpainting.checkpoint.load_generator` reads), ``net_ema.module.*`` and ``net_ema.n_averaged``
+generator, what :func:`inpainting.inference.checkpoint.load_generator` reads), ``net_ema.module.*`` and ``net_ema.n_averaged``
 (the EMA), ``discriminator.*``; ``optimizer_states``/``lr_schedulers`` hold both optimizers and schedulers (G
 first). :meth:`GANInpaintingModule.generator_for_export` returns the network to export (the EMA when there is
 one) and :func:`generator_state_dict` extracts it from a checkpoint's ``state_dict``.
@@ -40,10 +40,10 @@ import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from inpainting.checkpoint import EMA_PREFIX
-from inpainting.checkpoint import generator_state_dict as checkpoint_generator_state
+from inpainting.inference.checkpoint import EMA_PREFIX
+from inpainting.inference.checkpoint import generator_state_dict as checkpoint_generator_state
 from inpainting.losses.adversarial import AdversarialLoss
-from inpainting.module import InpaintingModule, OptimizerFactory, SchedulerFactory
+from inpainting.training.module import InpaintingModule, OptimizerFactory, SchedulerFactory
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ FAKE_INPUTS = ("composite", "output")
 def generator_state_dict(state_dict: Mapping[str, Tensor], prefer_ema: bool = True) -> dict[str, Tensor]:
     """The generator's weights from a module/checkpoint ``state_dict``, keys without prefix (EMA preferred).
 
-    The rule lives in :func:`inpainting.checkpoint.generator_state_dict`, the one every tool's reader uses.
+    The rule lives in :func:`inpainting.inference.checkpoint.generator_state_dict`, the one every tool's reader uses.
     """
     return checkpoint_generator_state(dict(state_dict), prefer_ema)[0]
 

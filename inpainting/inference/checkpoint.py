@@ -21,8 +21,10 @@ the default sa_unet, a third or less of a training checkpoint::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +38,7 @@ EMA_PREFIX = "net_ema.module."
 GENERATOR_FORMAT = "inpainting-generator"
 GENERATOR_VERSION = 1
 #: the shipped default model, used by predict and the demo when no ckpt_path is given
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "sa_unet_default.pt"
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "sa_unet_default.pt"
 DEFAULT_WEIGHTS_ENV = "INPAINTING_WEIGHTS"
 
 
@@ -204,8 +206,6 @@ def save_generator(
     ``model_config`` is the network's ``_target_`` config (``conf/model/*.yaml`` resolved); ``metadata``
     plain data (source checkpoint, step, ...). Refuses a config that cannot rebuild ``net``.
     """
-    from inpainting.checkpoint_io import atomic_torch_save
-
     config = dict(model_config)
     if "_target_" not in config:
         raise CheckpointError("model_config needs a _target_ naming the network class")
@@ -248,3 +248,30 @@ def resolve_weights(ckpt_path: str | os.PathLike | None) -> Path:
             f"format=generator output={path}` (or set ${DEFAULT_WEIGHTS_ENV})"
         )
     return path
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save(obj, path)`` that leaves either the old file or the complete new one, never a part.
+
+    A temporary file beside the target, fsync, ``os.replace`` (atomic on POSIX and Windows), fsync of the folder.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            torch.save(obj, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a checkpoint is an ordinary file
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    if hasattr(os, "O_DIRECTORY"):  # persist the rename itself (POSIX)
+        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)

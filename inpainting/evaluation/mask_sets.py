@@ -7,7 +7,7 @@ whatever the training generator is:
 * ``thin``, ``medium``, ``thick`` (LaMa's 256 presets) and ``thin_512``, ``medium_512``, ``thick_512``:
   ``conf/mask/lama_<name>.yaml``. Their sizes are pixels at 256 (512) and scale with ``min(height, width)``.
 * ``area_00-10``, ..., ``area_50-60``: hole fraction in the bucket's half-open range ``[lo, hi)``
-  (Liu et al. 2018's protocol; the buckets of :data:`inpainting.metrics.AREA_BUCKETS`). Drawn from LaMa's thick
+  (Liu et al. 2018's protocol; the buckets of :data:`inpainting.evaluation.metrics.AREA_BUCKETS`). Drawn from LaMa's thick
   generator (``conf/mask/lama_thick.yaml`` without its 50% cap: lines and boxes whose coverage spreads over all six
   buckets) and redrawn until the fraction falls in the bucket; ``area_00-10`` also needs at least one hole pixel.
 
@@ -28,10 +28,11 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from inpainting.data.masks import AreaFilteredMask, MaskGenerator
+from inpainting.resources import conf_dir
 
-CONF_MASK_DIR = Path(__file__).resolve().parents[1] / "conf" / "mask"
+CONF_MASK_DIR = conf_dir() / "mask"
 
-# The buckets of inpainting.metrics.AREA_BUCKETS, repeated here (a test checks they agree) so that drawing or
+# The buckets of inpainting.evaluation.metrics.AREA_BUCKETS, repeated here (a test checks they agree) so that drawing or
 # exporting masks does not import torch (seconds of start-up for a script that only writes PNGs).
 AREA_BUCKETS: list[tuple[float, float]] = [(k / 10, (k + 1) / 10) for k in range(6)]
 
@@ -140,7 +141,7 @@ def export_mask_set(
     (out / "README.txt").write_text(
         f"Evaluation mask set {name!r}: {count} masks of {height}x{width}, seed {seed}.\n"
         "White (255) = missing. Regenerate with:\n"
-        f'  python -c "from inpainting.mask_sets import export_mask_set; export_mask_set({name!r}, {count}, '
+        f'  python -c "from inpainting.evaluation.mask_sets import export_mask_set; export_mask_set({name!r}, {count}, '
         f"{height}, {width}, 'OUT', seed={seed})\"\n"
         "manifest.json holds the generator configuration.\n"
     )

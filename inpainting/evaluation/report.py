@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 from matplotlib.figure import Figure  # object API: no global backend switch (notebooks keep inline plots)
 
-from inpainting.metrics import AREA_LABELS, mean_ci
+from inpainting.evaluation.metrics import AREA_LABELS, mean_ci
 
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "l1": False, "l1_hole": False, "feature_distance": False}
 TITLES = {

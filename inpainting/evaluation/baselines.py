@@ -9,7 +9,7 @@ Every baseline is a callable ``method(image, mask) -> image``:
 The last point is enforced here by pasting the known pixels back, not left to each library, so a table that
 compares these methods with a network's composite compares the holes only. Each factory returns a small picklable
 object (so an evaluator can ship it to worker processes) and is usable from Hydra as ``_target_:
-inpainting.baselines.telea``. Plain names are in :data:`BASELINES`; :func:`get_baseline` builds one by name.
+inpainting.evaluation.baselines.telea``. Plain names are in :data:`BASELINES`; :func:`get_baseline` builds one by name.
 
 Speed on this project's 2-core CPU at 256 x 256 (one 40 x 100 hole): Telea/Navier-Stokes about 6 ms,
 biharmonic about 30 ms, PatchMatch (patch radius 3) about 0.2 s. Biharmonic solves a sparse linear system over
@@ -128,6 +128,9 @@ class PushPullInpaint:
     start from (``inpainting.models.fill_prior``); in the tables it shows what the network adds on top of it."""
 
     levels: int = 10
+    relax: int = (
+        0  # Jacobi sweeps per level towards the harmonic fill (what ``fill_prior_relax`` networks use)
+    )
 
     def __call__(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         import torch
@@ -139,7 +142,7 @@ class PushPullInpaint:
             return image.copy()
         pixels = torch.from_numpy(image).permute(2, 0, 1)[None].double()
         hole_map = torch.from_numpy(holes)[None, None].double()
-        filled = push_pull_fill(pixels, hole_map, self.levels)[0].permute(1, 2, 0).numpy()
+        filled = push_pull_fill(pixels, hole_map, self.levels, self.relax)[0].permute(1, 2, 0).numpy()
         return _paste_known(image, holes, np.clip(np.rint(filled), 0, 255))
 
 
@@ -184,9 +187,14 @@ def patchmatch(patch_size: int = 3, seed: int = 0) -> PatchMatchInpaint:
     return PatchMatchInpaint(patch_size, seed)
 
 
-def push_pull(levels: int = 10) -> PushPullInpaint:
+def push_pull(levels: int = 10, relax: int = 0) -> PushPullInpaint:
     """Push-pull pyramid fill (Gortler et al. 1996); see ``inpainting.models.fill_prior``."""
-    return PushPullInpaint(levels)
+    return PushPullInpaint(levels, relax)
+
+
+def harmonic(levels: int = 10, relax: int = 4) -> PushPullInpaint:
+    """Push-pull relaxed towards the harmonic (Laplace) fill: the start of ``fill_prior_relax=4`` networks."""
+    return PushPullInpaint(levels, relax)
 
 
 #: Baseline factories by plain name; call one (or :func:`get_baseline`) to get an ``(image, mask)`` inpainter.
@@ -196,6 +204,7 @@ BASELINES: dict[str, Callable[..., Inpainter]] = {
     "biharmonic": biharmonic,
     "patchmatch": patchmatch,
     "push_pull": push_pull,
+    "harmonic": harmonic,
 }
 
 

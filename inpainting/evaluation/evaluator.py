@@ -18,9 +18,9 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 
 from inpainting.data.images import ImageReadError, read_image_rgb, read_mask
 from inpainting.data.transforms import eval_transform
-from inpainting.mask_sets import mask_set
-from inpainting.methods import Method, ModelInpainter
-from inpainting.metrics import area_bucket, image_metrics
+from inpainting.evaluation.mask_sets import mask_set
+from inpainting.evaluation.methods import Method, ModelInpainter
+from inpainting.evaluation.metrics import area_bucket, image_metrics
 from inpainting.models.vgg import VGG16Features, feature_distance, feature_distance_label
 
 log = logging.getLogger(__name__)

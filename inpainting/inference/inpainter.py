@@ -2,7 +2,7 @@
 
 Plain module (no Hydra, no Lightning): ``predict``, the demo, the notebook and the benchmark all call it.
 
-* :func:`load_model` opens a training ``.ckpt``, a generator file (:func:`inpainting.checkpoint.save_generator`),
+* :func:`load_model` opens a training ``.ckpt``, a generator file (:func:`inpainting.inference.checkpoint.save_generator`),
   a TorchScript file or an ``.onnx`` file and returns a :class:`LoadedModel`, one callable for all of them:
   ``model(masked_image, mask) -> output``, float32 NumPy arrays ``N x 3 x H x W`` / ``N x 1 x H x W`` in the
   generator contract (image in [-1, 1], holes zeroed, mask 1 = missing), any H x W.
@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inpainting.checkpoint import CheckpointError, load_generator, resolve_weights
+from inpainting.inference.checkpoint import CheckpointError, load_generator, resolve_weights
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Training: the LightningModules (plain and GAN), callbacks, crash-safe checkpoint IO and speed options."""
