@@ -168,3 +168,89 @@ def test_models_import_without_lightning_or_hydra() -> None:
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# Outputs of today's code (computed before the bounded-attention/lite work, 2026-12-02, torch 2.13.0) for the
+# arguments the shipped checkpoints train with: new options must leave these eager outputs alone (1e-5).
+PINNED_TINY = [
+    0.441969,
+    -0.852722,
+    -0.456862,
+    -0.399349,
+    -0.275575,
+    -0.520373,
+    -0.354899,
+    -0.352644,
+    0.144392,
+]
+PINNED_TINY += [
+    0.986586,
+    -0.941181,
+    -0.212609,
+    0.769017,
+    -0.079403,
+    1.0,
+    0.315652,
+    0.188226,
+    0.614846,
+    -0.266535,
+]
+PINNED_TINY += [
+    0.237587,
+    -0.069891,
+    -0.218434,
+    -0.051425,
+    0.272309,
+    -0.025187,
+    -0.111892,
+    -0.911606,
+    0.752121,
+]
+PINNED_TINY += [-0.207787, 1.0, 0.765824, 0.85842, 0.106645, 0.170172]
+PINNED_DEFAULT = [
+    0.22508,
+    -0.589882,
+    -0.693266,
+    -0.508125,
+    0.331484,
+    0.856953,
+    -0.793692,
+    -0.025059,
+    0.315629,
+]
+PINNED_DEFAULT += [-0.631539, 0.881563, -0.905434, -0.018216, 0.022524, -0.359843]
+
+
+def test_training_recipe_outputs_are_pinned() -> None:
+    """experiment=default_model's network (layer norm, relaxed fill prior, open gates, windows + 2x-pooled global)."""
+    torch.manual_seed(0)
+    net = SAUNet(
+        **TINY, norm="layer", fill_prior=True, fill_prior_relax=4, attention_gate_init=1.0, kv_pool=2
+    )
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    g = torch.Generator().manual_seed(1)
+    image = torch.rand(2, 3, 37, 45, generator=g) * 2 - 1
+    mask = (torch.rand(2, 1, 37, 45, generator=g) > 0.7).float()
+    with torch.no_grad():
+        out = net(image * (1 - mask), mask)
+    torch.testing.assert_close(out.flatten()[::301], torch.tensor(PINNED_TINY), rtol=0, atol=1e-5)
+    assert out.sum().item() == pytest.approx(-1334.2222, abs=2e-3)
+    assert out.abs().sum().item() == pytest.approx(4430.6953, abs=2e-3)
+
+
+def test_shipped_default_model_outputs_are_pinned() -> None:
+    from inpainting.inference.checkpoint import default_weights_path, load_generator
+
+    if not default_weights_path().is_file():
+        pytest.skip("no shipped default weights")
+    net, _ = load_generator(default_weights_path())
+    g = torch.Generator().manual_seed(2)
+    image = torch.rand(1, 3, 48, 64, generator=g) * 2 - 1
+    mask = torch.zeros(1, 1, 48, 64)
+    mask[..., 10:30, 20:50] = 1
+    with torch.no_grad():
+        out = net(image * (1 - mask), mask)
+    torch.testing.assert_close(out.flatten()[::617], torch.tensor(PINNED_DEFAULT), rtol=0, atol=1e-5)
+    assert out.sum().item() == pytest.approx(-98.48595, abs=2e-3)
