@@ -1,6 +1,6 @@
 """The LightningModule: one generator, its losses, optimizer, scheduler and validation metrics.
 
-It owns the batch contract of DESIGN.md: the generator sees ``image * (1 - mask)`` and the mask,
+It owns the batch contract (docs/architecture.md): the generator sees ``image * (1 - mask)`` and the mask,
 and everything judged (loss terms on the seam, metrics, pictures) uses the composite
 ``out * mask + image * (1 - mask)``.
 """

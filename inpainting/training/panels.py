@@ -1,7 +1,7 @@
 """Picture panels: masked input | output | composite | ground truth, one row per image.
 
 Written by hand because torchvision (whose ``make_grid`` does this) cannot be installed beside
-the CPU torch build here (DESIGN.md); it is a few lines of tensor concatenation.
+the CPU torch build (PyPI's torchvision needs its matching torch); it is a few lines of tensor concatenation.
 """
 
 from __future__ import annotations
