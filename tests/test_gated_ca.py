@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from inpainting.models.gated_ca import ContextualAttention, GatedCANet, GatedConv2d, contextual_attention
+from inpainting.training.generator_step import generate
 
 
 @pytest.mark.parametrize(("stride", "dilation", "expected"), [(1, 1, 16), (2, 1, 8), (1, 4, 16), (2, 2, 8)])
@@ -103,11 +104,12 @@ def test_generator_contract_and_coarse_output(size: tuple[int, int], attention: 
     mask = (torch.rand(2, 1, *size) > 0.7).float()
     out = net(image * (1 - mask), mask)
     assert out.shape == image.shape and out.abs().max() <= 1
-    assert net.last_coarse is not None and net.last_coarse.shape == image.shape
-    (out.mean() + net.last_coarse.mean()).backward()
+    step = generate(net, image, mask)  # what the training step runs: both stages, returned as values
+    assert step.coarse is not None and step.coarse.shape == image.shape
+    assert torch.allclose(step.output, out)
+    assert torch.equal(step.composite[mask.expand_as(image) == 0], image[mask.expand_as(image) == 0])
+    (step.output.mean() + step.coarse.mean()).backward()
     assert all(p.grad is not None for p in net.parameters())
-    coarse, fine = net.forward_stages(image * (1 - mask), mask)
-    assert torch.allclose(fine, out) and torch.allclose(coarse, net.last_coarse)
 
 
 def test_bad_arguments() -> None:

@@ -38,15 +38,12 @@ class RecipeLoss(InpaintingLoss):
         hole_weight, valid_weight, tv_weight: as :class:`InpaintingLoss`.
         perceptual_weight, style_weight: weights of the VGG16 terms; the VGG is only built when one is > 0.
         coarse_weight: weight of ``hole_weight * hole L1 + valid_weight * valid L1`` on the coarse stage's output,
-            when the caller passes ``coarse=`` (networks with a coarse stage, e.g. ``GatedCANet.last_coarse``).
+            when the caller passes ``coarse=`` (networks with ``forward_stages``, e.g. ``GatedCANet``).
         feature_inputs: which images the VGG terms judge against the target: ``["output", "composite"]`` (Liu et
             al.) or a subset (LaMa: the output).
         vgg_weights, perceptual_layers, style_layers, perceptual_distance, feature_scale: see
             :class:`~inpainting.losses.perceptual.VGGFeatureLoss` (``vgg_weights=null``: random VGG, tests only).
     """
-
-    #: callers (GANInpaintingModule) pass ``coarse=`` only to losses that declare they take it
-    accepts_coarse = True
 
     def __init__(
         self,

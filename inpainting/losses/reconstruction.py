@@ -54,8 +54,11 @@ class InpaintingLoss(nn.Module):
         self.valid_weight = valid_weight
         self.tv_weight = tv_weight
 
-    def forward(self, output: Tensor, composite: Tensor, target: Tensor, mask: Tensor) -> dict[str, Tensor]:
-        """``output`` is the raw generator output, ``composite`` the output pasted into the known pixels."""
+    def forward(
+        self, output: Tensor, composite: Tensor, target: Tensor, mask: Tensor, coarse: Tensor | None = None
+    ) -> dict[str, Tensor]:
+        """``output`` is the raw generator output, ``composite`` the output pasted into the known pixels;
+        ``coarse`` (a coarse-to-fine net's first stage) has no term here (see ``RecipeLoss.coarse_weight``)."""
         terms = {
             "hole_l1": masked_l1(output, target, mask),
             "valid_l1": masked_l1(output, target, 1.0 - mask),

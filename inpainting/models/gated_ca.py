@@ -7,8 +7,8 @@
   network of strided and dilated convolutions (dilations 2, 4, 8, 16 at 1/4 resolution) predicts a first fill; its
   result, pasted into the known pixels, feeds a refinement network with two branches: the same dilated "hallucination"
   branch and a contextual-attention branch; the branches are concatenated and decoded (nearest 2x upsampling + conv).
-  Both stages' outputs are trained with L1 (DeepFill's "ae loss"); the coarse one is exposed as
-  :attr:`GatedCANet.last_coarse` (and :meth:`GatedCANet.forward_stages`) for the loss.
+  Both stages' outputs are trained with L1 (DeepFill's "ae loss"); :meth:`GatedCANet.forward_stages` returns both
+  (the training step calls it; ``forward`` returns the fine stage only).
 * Contextual attention (Yu et al. 2018, section 3.2): at reduced resolution (1/4 of the image, and ``rate=2``
   further for matching), 3x3 patches of the *known* region are keys; each location's 3x3 patch is matched to all
   keys by cosine similarity, a softmax over the similarities (scaled by 10) weighs the keys, and the output is the
@@ -160,8 +160,6 @@ class GatedCANet(nn.Module):
         dilations: the dilated gated convolutions at 1/4 resolution (both stages).
         contextual_attention: False turns the attention branch into plain gated convs (the ablation).
         attention_rate, patch_size, softmax_scale: see :func:`contextual_attention`.
-
-    After each call, :attr:`last_coarse` holds the coarse stage's output (same size as the input).
     """
 
     def __init__(
@@ -233,7 +231,6 @@ class GatedCANet(nn.Module):
             GatedConv2d(c, half, 3),
             nn.Conv2d(half, out_channels, 3, padding=1),
         )
-        self.last_coarse: Tensor | None = None
 
     @property
     def size_multiple(self) -> int:
@@ -269,6 +266,4 @@ class GatedCANet(nn.Module):
 
     def forward(self, masked_image: Tensor, mask: Tensor) -> Tensor:
         """``masked_image``: B x C x H x W in [-1, 1] (holes zeroed); ``mask``: B x 1 x H x W, 1 = missing."""
-        coarse, fine = self.forward_stages(masked_image, mask)
-        self.last_coarse = coarse
-        return fine
+        return self.forward_stages(masked_image, mask)[1]

@@ -43,6 +43,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from inpainting.inference.checkpoint import EMA_PREFIX
 from inpainting.inference.checkpoint import generator_state_dict as checkpoint_generator_state
 from inpainting.losses.adversarial import AdversarialLoss
+from inpainting.training.generator_step import generate, reconstruction_terms
 from inpainting.training.module import InpaintingModule, OptimizerFactory, SchedulerFactory
 
 log = logging.getLogger(__name__)
@@ -160,32 +161,20 @@ class GANInpaintingModule(InpaintingModule):
         """The generator to evaluate and export: the EMA copy when ``ema_decay`` is set, else ``net``."""
         return self.net_ema.module if self.net_ema is not None else self.net
 
-    def _generate(self, image: Tensor, mask: Tensor, net: nn.Module) -> tuple[Tensor, Tensor, Tensor | None]:
-        output = net(image * (1.0 - mask), mask)
-        composite = output * mask + image * (1.0 - mask)
-        return output, composite, getattr(net, "last_coarse", None)
-
     def forward(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """As :meth:`InpaintingModule.forward`; outside training it runs :meth:`generator_for_export`."""
-        net = self.net if self.training else self.generator_for_export()
-        output, composite, _ = self._generate(image, mask, net)
-        return output, composite
-
-    def _reconstruction_terms(
-        self, output: Tensor, composite: Tensor, image: Tensor, mask: Tensor, coarse: Tensor | None
-    ) -> dict[str, Tensor]:
-        if coarse is not None and getattr(self.loss, "accepts_coarse", False):
-            return self.loss(output, composite, image, mask, coarse=coarse)
-        return self.loss(output, composite, image, mask)
+        step = generate(self.net if self.training else self.generator_for_export(), image, mask)
+        return step.output, step.composite
 
     def _shared_step(self, batch: dict[str, Any]) -> tuple[dict[str, Tensor], Tensor, Tensor]:
         """Validation/test: the reconstruction terms of the exported generator (no adversarial terms)."""
-        net = self.net if self.training else self.generator_for_export()
-        output, composite, coarse = self._generate(batch["image"], batch["mask"], net)
+        step = generate(
+            self.net if self.training else self.generator_for_export(), batch["image"], batch["mask"]
+        )
         return (
-            self._reconstruction_terms(output, composite, batch["image"], batch["mask"], coarse),
-            output,
-            composite,
+            reconstruction_terms(self.loss, step, batch["image"], batch["mask"]),
+            step.output,
+            step.composite,
         )
 
     # ------------------------------------------------------------------------------------------------- training
@@ -208,8 +197,8 @@ class GANInpaintingModule(InpaintingModule):
         opt_g, opt_d = self.optimizers()
         image, mask = batch["image"], batch["mask"]
         batch_size = image.shape[0]
-        output, composite, coarse = self._generate(image, mask, self.net)
-        fake = composite if self.hparams.fake_input == "composite" else output
+        step = generate(self.net, image, mask)
+        fake = step.composite if self.hparams.fake_input == "composite" else step.output
 
         d_terms: dict[str, Tensor] = {}
         with self.toggled_optimizer(opt_d):
@@ -225,7 +214,7 @@ class GANInpaintingModule(InpaintingModule):
                     opt_d.step()
 
         with self.toggled_optimizer(opt_g):
-            terms = self._reconstruction_terms(output, composite, image, mask, coarse)
+            terms = reconstruction_terms(self.loss, step, image, mask)
             g_terms = self.adversarial.generator_terms(self.discriminator, image, fake, mask)
             total = terms["total"] + g_terms["total"]
             if not torch.isfinite(total):
@@ -248,7 +237,7 @@ class GANInpaintingModule(InpaintingModule):
             logged["train/d_loss"] = d_terms["total"]
         self.log_dict({k: v.detach() for k, v in logged.items()}, batch_size=batch_size)
         self.log("train/loss", total.detach(), prog_bar=True, batch_size=batch_size)
-        return {"loss": total.detach(), "output": output.detach(), "composite": composite.detach()}
+        return {"loss": total.detach(), "output": step.output.detach(), "composite": step.composite.detach()}
 
     def on_train_epoch_end(self) -> None:
         if self.hparams.scheduler_interval == "epoch":

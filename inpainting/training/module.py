@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from inpainting.evaluation.metrics import BucketedImageMetrics
+from inpainting.training.generator_step import generate, reconstruction_terms
 from inpainting.training.panels import to_unit_range
 
 log = logging.getLogger(__name__)
@@ -61,17 +62,13 @@ class InpaintingModule(L.LightningModule):
 
     def forward(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Return the raw generator output and the composite with the known pixels pasted back."""
-        output = self.net(image * (1.0 - mask), mask)
-        composite = output * mask + image * (1.0 - mask)
-        return output, composite
+        step = generate(self.net, image, mask)
+        return step.output, step.composite
 
     def _shared_step(self, batch: dict[str, Any]) -> tuple[dict[str, Tensor], Tensor, Tensor]:
-        output, composite = self(batch["image"], batch["mask"])
-        extra = {}
-        if getattr(self.loss, "accepts_coarse", False) and getattr(self.net, "last_coarse", None) is not None:
-            extra["coarse"] = self.net.last_coarse  # coarse-to-fine nets (gated_ca): L1 on both stages
-        terms = self.loss(output, composite, batch["image"], batch["mask"], **extra)
-        return terms, output, composite
+        step = generate(self.net, batch["image"], batch["mask"])
+        terms = reconstruction_terms(self.loss, step, batch["image"], batch["mask"])
+        return terms, step.output, step.composite
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor] | None:
         terms, output, composite = self._shared_step(batch)
