@@ -69,18 +69,6 @@ def test_shapes_work_at_odd_and_tiny_sizes(gen):
         check_mask(gen(rng(5, 0), height, width), height, width)
 
 
-@pytest.mark.parametrize("name", [n.removeprefix("lama_") for n in LAMA])
-def test_lama_yaml_matches_factory(name):
-    from_yaml, from_code = load(f"lama_{name}"), M.lama_preset(name)
-    for index in range(5):
-        assert np.array_equal(from_yaml(rng(3, index), 256, 256), from_code(rng(3, index), 256, 256))
-
-
-def test_lama_preset_unknown_name():
-    with pytest.raises(ValueError, match="thin, medium, thick"):
-        M.lama_preset("huge")
-
-
 @pytest.mark.parametrize("suffix, size", [("", 256), ("_512", 512)])
 def test_lama_thin_medium_thick_ordering(suffix, size):
     # LaMa's thin/medium/thick differ in stroke width, not in hole area: with LaMa's own numbers the mean

@@ -226,7 +226,7 @@ class LamaIrregularMask:
     max_times`` strokes from uniform starts, each of 1-5 segments with angle 0.01 + randint(max_angle) radians
     (integer radians, as in LaMa; mirrored to 2*pi - angle on even strokes), length 10 + randint(max_len) and
     width 5 + randint(max_width) pixels, segment ends clipped to the image. Defaults are LaMa's generator
-    defaults; the eval presets are in :data:`LAMA_PRESETS`. Pixel values are at ``reference_size`` and scaled
+    defaults; the evaluation presets are ``conf/mask/lama_*.yaml``. Pixel values are at ``reference_size`` and scaled
     to the image.
     """
 
@@ -405,70 +405,3 @@ class FolderMask:
         if self.invert:
             holes = ~holes
         return holes.astype(np.uint8)
-
-
-# ------------------------------------------------------------------------------------------------------------
-# LaMa evaluation presets
-
-# LaMa's named random-mask evaluation sets, numbers from advimman/lama
-# configs/data_gen/random_{thin,medium,thick}_{256,512}.yaml (``mask_generator_kwargs``): irregular_proba 1,
-# box_proba 0 for thin and 0.3 otherwise, re-normalised so one kind is drawn per mask; masks covering more
-# than ``max_tamper_area: 0.5`` of the image are dropped. Pixel values are at the preset's resolution
-# (reference_size).
-LAMA_PRESETS: dict[str, dict] = {
-    "thin": {
-        "reference_size": 256,
-        "irregular": {"min_times": 4, "max_times": 50, "max_width": 10, "max_angle": 4, "max_len": 40},
-        "box": None,
-        "box_proba": 0.0,
-    },
-    "medium": {
-        "reference_size": 256,
-        "irregular": {"min_times": 4, "max_times": 5, "max_width": 50, "max_angle": 4, "max_len": 100},
-        "box": {"margin": 0, "bbox_min_size": 10, "bbox_max_size": 50, "min_times": 1, "max_times": 5},
-        "box_proba": 0.3,
-    },
-    "thick": {
-        "reference_size": 256,
-        "irregular": {"min_times": 1, "max_times": 5, "max_width": 100, "max_angle": 4, "max_len": 200},
-        "box": {"margin": 10, "bbox_min_size": 30, "bbox_max_size": 150, "min_times": 1, "max_times": 3},
-        "box_proba": 0.3,
-    },
-    "thin_512": {
-        "reference_size": 512,
-        "irregular": {"min_times": 4, "max_times": 70, "max_width": 20, "max_angle": 4, "max_len": 100},
-        "box": None,
-        "box_proba": 0.0,
-    },
-    "medium_512": {
-        "reference_size": 512,
-        "irregular": {"min_times": 4, "max_times": 10, "max_width": 100, "max_angle": 4, "max_len": 200},
-        "box": {"margin": 0, "bbox_min_size": 30, "bbox_max_size": 150, "min_times": 1, "max_times": 5},
-        "box_proba": 0.3,
-    },
-    "thick_512": {
-        "reference_size": 512,
-        "irregular": {"min_times": 1, "max_times": 5, "max_width": 250, "max_angle": 4, "max_len": 450},
-        "box": {"margin": 10, "bbox_min_size": 30, "bbox_max_size": 300, "min_times": 1, "max_times": 4},
-        "box_proba": 0.3,
-    },
-}
-
-LAMA_MAX_HOLE_FRACTION = 0.5  # LaMa's max_tamper_area
-
-
-def lama_preset(name: str) -> AreaFilteredMask:
-    """The LaMa evaluation mask generator ``name`` (thin, medium, thick, thin_512, medium_512, thick_512).
-
-    Built the same way as ``conf/mask/lama_<name>.yaml``: irregular lines (plus boxes where LaMa uses them),
-    one kind per mask, holes above half the image redrawn.
-    """
-    if name not in LAMA_PRESETS:
-        raise ValueError(f"unknown LaMa mask preset {name!r}; choose one of {', '.join(LAMA_PRESETS)}")
-    preset = LAMA_PRESETS[name]
-    ref = preset["reference_size"]
-    generator: MaskGenerator = LamaIrregularMask(**preset["irregular"], reference_size=ref)
-    if preset["box"] is not None:
-        box = LamaBoxMask(**preset["box"], reference_size=ref)
-        generator = MixedMask([generator, box], [1.0, preset["box_proba"]])
-    return AreaFilteredMask(generator, min_fraction=0.0, max_fraction=LAMA_MAX_HOLE_FRACTION)
