@@ -8,7 +8,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from inpainting.models.attention import SelfAttention2d, hole_tokens
+from inpainting.models.attention import (
+    SelfAttention2d,
+    adaptive_pool_matrix,
+    chunked_attention,
+    count_flops,
+    export_attention,
+    hole_tokens,
+)
 from inpainting.models.naive_attention import NaiveSelfAttention2d
 
 
@@ -54,13 +61,19 @@ def module_reference(
 def pooled_reference(
     mod: SelfAttention2d, x: torch.Tensor, known_keys: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Global attention over ``kv_pool``-pooled keys/values; ``known_keys``: B x hk x wk bool (None: all valid)."""
+    """Global attention over ``kv_pool``-pooled keys/values (at most ``kv_grid`` per side, adaptive cells);
+    ``known_keys``: B x hk x wk bool (None: all valid)."""
     b, c, h, w = x.shape
     heads, d, r = mod.num_heads, c // mod.num_heads, mod.kv_pool
     hk, wk = -(-h // r), -(-w // r)
+    capped = mod.kv_grid and (hk > mod.kv_grid or wk > mod.kv_grid)
+    if mod.kv_grid:
+        hk, wk = min(hk, mod.kv_grid), min(wk, mod.kv_grid)
     qkv = F.conv2d(mod.norm(x), mod.qkv.weight, mod.qkv.bias, padding=mod.qkv.padding)
     q, k, v = qkv.chunk(3, dim=1)
-    if h % r == 0 and w % r == 0:  # plain r x r cell means, independent of the module's adaptive pooling
+    if (
+        not capped and h % r == 0 and w % r == 0
+    ):  # plain r x r cell means, independent of the module's adaptive pooling
         k, v = (t.reshape(b, c, hk, r, wk, r).mean(dim=(3, 5)) for t in (k, v))
     else:
         k, v = (F.adaptive_avg_pool2d(t, (hk, wk)) for t in (k, v))
@@ -213,23 +226,147 @@ def test_fresh_block_is_identity_and_gate_learns() -> None:
     assert mod.gamma.grad is not None
 
 
-def test_sdpa_gets_contiguous_qkv(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Contiguous q/k/v is what makes SDPA pick its flash kernel (memory linear in N) on CPU."""
+def test_sdpa_gets_unit_stride_qkv(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SDPA's CPU flash kernel (memory linear in N) needs a unit stride in the head dim, nothing more."""
     seen = []
     real = F.scaled_dot_product_attention
 
     def spy(q, k, v, **kwargs):
-        seen.append((q.is_contiguous(), k.is_contiguous(), v.is_contiguous(), q.shape))
+        seen.append(([t.stride(-1) for t in (q, k, v)], q.shape, k.shape))
         return real(q, k, v, **kwargs)
 
     monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
     SelfAttention2d(8, num_heads=2, mode="window", window_size=4)(torch.randn(2, 8, 7, 9))
     SelfAttention2d(8, num_heads=2, mode="global")(torch.randn(2, 8, 7, 9))
     SelfAttention2d(8, num_heads=2, mode="global", kv_pool=2)(torch.randn(2, 8, 7, 9))
-    assert [s[:3] for s in seen] == [(True, True, True)] * 3
-    assert seen[0][3] == (2 * 2 * 3, 2, 16, 4)  # B * windows, heads, tokens per window, head dim
-    assert seen[1][3] == (2, 2, 63, 4)
-    assert seen[2][3] == (2, 2, 63, 4)  # queries stay full resolution (keys: 4 x 5 pooled tokens)
+    SelfAttention2d(8, num_heads=2, mode="window", window_size=4, qkv_kernel=3)(torch.randn(2, 8, 7, 9))
+    assert [s[0] for s in seen] == [[1, 1, 1]] * 4
+    assert seen[0][1] == (2 * 2 * 3, 2, 16, 4)  # one call: B * windows, heads, tokens per window, head dim
+    assert seen[1][1] == (2, 2, 63, 4)
+    assert seen[2][1:] == ((2, 2, 63, 4), (2, 2, 20, 4))  # full-resolution queries over 4 x 5 pooled keys
+    assert seen[3][1] == seen[0][1]
+
+
+LAYOUT_CASES = [
+    {"mode": "window", "window_size": 3},
+    {"mode": "window", "window_size": 4, "mask_aware": True},
+    {"mode": "global"},
+    {"mode": "global", "mask_aware": True},
+    {"mode": "global", "kv_pool": 2},
+    {"mode": "global", "kv_pool": 2, "mask_aware": True},
+    {"mode": "global", "kv_pool": 2, "kv_grid": 2},
+]
+
+
+@pytest.mark.parametrize("norm", ["group", "layer"])
+@pytest.mark.parametrize("kwargs", LAYOUT_CASES)
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_token_layout_equals_convolution_layout(norm: str, kwargs: dict, channels_last: bool) -> None:
+    """The GEMM/token path (1x1 projections) computes what the convolution path computes, for any input layout."""
+    mod = make(num_heads=2, norm=norm, **kwargs)
+    assert mod.token_layout
+    x = torch.randn(2, 8, 7, 5, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    mask = (torch.rand(2, 1, 14, 10, generator=torch.Generator().manual_seed(0)) > 0.5).double()
+    args = (x, mask) if mod.mask_aware else (x,)
+    tokens = mod(*args)
+    mod.token_layout = False
+    torch.testing.assert_close(tokens, mod(*args), rtol=1e-10, atol=1e-10)
+    assert tokens.is_contiguous(
+        memory_format=torch.channels_last if channels_last else torch.contiguous_format
+    )
+
+
+@pytest.mark.parametrize("norm", ["group", "layer"])
+def test_layer_norm_blocks_match_naive_formula(norm: str) -> None:
+    for kwargs in ({"mode": "window", "window_size": 3}, {"mode": "global"}):
+        mod = make(num_heads=2, norm=norm, **kwargs)
+        x = torch.randn(2, 8, 7, 5, dtype=torch.float64)
+        torch.testing.assert_close(mod(x), module_reference(mod, x), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("size,out", [(12, 4), (13, 4), (7, 7), (20, 6), (5, 3)])
+def test_adaptive_pool_matrix_is_adaptive_avg_pool(size: int, out: int) -> None:
+    x = torch.randn(2, 3, size, size + 3, dtype=torch.float64)
+    rows = adaptive_pool_matrix(size, out, x)
+    cols = adaptive_pool_matrix(size + 3, out, x)
+    expected = F.adaptive_avg_pool2d(x, (out, out))
+    torch.testing.assert_close(rows @ x @ cols.T, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("size", [(6, 6), (13, 9), (20, 4)])
+@pytest.mark.parametrize("kv_pool,kv_grid", [(2, 3), (1, 4), (2, 8)])
+@pytest.mark.parametrize("qkv_kernel", [1, 3])
+def test_key_grid_matches_naive_formula(size, kv_pool: int, kv_grid: int, qkv_kernel: int) -> None:
+    """Capped keys are the adaptive-average cells of a <= kv_grid x kv_grid grid (a cap above the grid: no-op)."""
+    mod = make(num_heads=2, mode="global", kv_pool=kv_pool, kv_grid=kv_grid, qkv_kernel=qkv_kernel)
+    x = torch.randn(2, 8, *size, dtype=torch.float64)
+    torch.testing.assert_close(mod(x), pooled_reference(mod, x), rtol=1e-10, atol=1e-10)
+
+
+def test_key_grid_mask_aware_matches_naive_formula() -> None:
+    mod = make(num_heads=2, mode="global", kv_pool=2, kv_grid=3, mask_aware=True)
+    x = torch.randn(2, 8, 12, 12, dtype=torch.float64)  # pooled 6x6, capped to 3x3: key cells of 4x4 tokens
+    mask = torch.zeros(2, 1, 12, 12, dtype=torch.float64)
+    mask[0, :, :4, :8] = 1.0  # two whole key cells are hole
+    mask[1] = 1.0
+    mask[1, :, 5, 5] = 0.0  # one known pixel: exactly one known key cell
+    known = _block_known(mask, 4)
+    assert known[1].sum() == 1 and known[0].sum() == 7
+    out = mod(x, mask)
+    torch.testing.assert_close(out, pooled_reference(mod, x, known), rtol=1e-10, atol=1e-10)
+    assert not torch.allclose(out, pooled_reference(mod, x))
+
+
+def test_key_grid_makes_attention_cost_linear_in_pixels() -> None:
+    """Doubling the side quadruples the pixels: capped keys ~4x the FLOPs, today's growing keys ~16x."""
+
+    def ratio(**kwargs) -> float:
+        mod = SelfAttention2d(32, num_heads=4, mode="global", **kwargs)
+        small, large = (count_flops(mod, torch.randn(1, 32, s, s)) for s in (64, 128))
+        return large / small
+
+    assert ratio(kv_pool=2, kv_grid=16) <= 4.2
+    assert ratio(kv_pool=2) > 12  # the uncapped default, quadratic in pixels
+    window = SelfAttention2d(32, num_heads=4, mode="window", window_size=8)
+    assert count_flops(window, torch.randn(1, 32, 128, 128)) <= 4.2 * count_flops(
+        window, torch.randn(1, 32, 64, 64)
+    )
+
+
+def test_count_flops_counts_attention() -> None:
+    mod = SelfAttention2d(8, num_heads=2, mode="global")
+    n, c = 6 * 5, 8
+    projections = 2 * n * c * 3 * c + 2 * n * c * c
+    assert count_flops(mod, torch.randn(1, c, 6, 5)) == projections + 4 * n * n * c
+
+
+@pytest.mark.parametrize("kwargs", [{"kv_pool": 2}, {"kv_pool": 2, "mask_aware": True}, {"kv_grid": 2}, {}])
+def test_export_attention_is_the_same_function(kwargs: dict) -> None:
+    """Query-chunked global attention (what ONNX gets) equals SDPA; a tiny budget forces many chunks."""
+    mod = make(num_heads=2, mode="global", **kwargs)
+    x = torch.randn(2, 8, 9, 7, dtype=torch.float64)
+    mask = torch.zeros(2, 1, 9, 7, dtype=torch.float64)
+    mask[0, :, :5] = 1.0
+    args = (x, mask) if mod.mask_aware else (x,)
+    expected = mod(*args)
+    calls = []
+    with export_attention(mod, budget=2 * 2 * 16 * 5):  # 5 query rows per chunk at 16 keys
+        got = mod(*args)
+        calls.append(mod.export_score_budget)
+    assert mod.export_score_budget == 0 and calls == [320]
+    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
+
+
+def test_chunked_attention_blocks() -> None:
+    q, k, v = torch.randn(1, 2, 23, 4), torch.randn(1, 2, 6, 4), torch.randn(1, 2, 6, 4)
+    bias = torch.zeros(1, 1, 1, 6).masked_fill(
+        torch.tensor([True, False, False, True, False, False]), float("-inf")
+    )
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    for budget in (1, 12 * 5, 10**9):
+        torch.testing.assert_close(chunked_attention(q, k, v, bias, budget), expected)
 
 
 @pytest.mark.parametrize(
@@ -242,6 +379,8 @@ def test_sdpa_gets_contiguous_qkv(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"channels": 0}, "channels"),
         ({"channels": 8, "mode": "window", "kv_pool": 2}, "kv_pool"),
         ({"channels": 8, "kv_pool": 0}, "kv_pool"),
+        ({"channels": 8, "mode": "window", "kv_grid": 4}, "kv_grid"),
+        ({"channels": 8, "kv_grid": -1}, "kv_grid"),
     ],
 )
 def test_argument_validation(kwargs: dict, word: str) -> None:

@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from inpainting.models.attention import SelfAttention2d
+from inpainting.models.attention import SelfAttention2d, count_flops
 from inpainting.models.sa_unet import SAUNet, count_parameters
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -140,6 +140,8 @@ def test_sa_unet_yaml_matches_class_defaults() -> None:
     }
     for key, (in_yaml, in_class) in deliberate.items():
         assert (cfg.pop(key), defaults.pop(key)) == (in_yaml, in_class), key
+    # added while checkpoints of that yaml were training (it is frozen): absent there, so the class default rules
+    assert defaults.pop("kv_grid") == 0 and "kv_grid" not in cfg
     assert set(cfg) == set(defaults)
     for key, value in cfg.items():
         default = defaults[key]
@@ -254,3 +256,47 @@ def test_shipped_default_model_outputs_are_pinned() -> None:
         out = net(image * (1 - mask), mask)
     torch.testing.assert_close(out.flatten()[::617], torch.tensor(PINNED_DEFAULT), rtol=0, atol=1e-5)
     assert out.sum().item() == pytest.approx(-98.48595, abs=2e-3)
+
+
+def compose_model(name: str):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name=f"model/{name}").model
+
+
+def gmacs(net: torch.nn.Module, size: int) -> float:
+    """Forward MACs of one image (FLOPs / 2), counted on the meta device: no memory, no compute."""
+    net = net.to("meta").eval()
+    image, mask = torch.zeros(1, 3, size, size, device="meta"), torch.zeros(1, 1, size, size, device="meta")
+    return count_flops(net, image, mask) / 2e9
+
+
+def test_sa_unet_lite_fits_the_mobile_budget() -> None:
+    """model=sa_unet_lite: <= 15 GMACs at 512² attention included (MI-GAN's budget); sa_unet is ~67."""
+    cfg = compose_model("sa_unet_lite")
+    assert cfg.kv_grid == 16 and cfg.base_channels == 16
+    lite = gmacs(instantiate(cfg), 512)
+    assert lite <= 15.0
+    assert gmacs(instantiate(compose_model("sa_unet")), 512) > 4 * lite
+    net = instantiate(cfg)
+    assert sorted(net.attn.keys()) == ["dec1", "mid"] and net.attn["mid"].kv_grid == 16
+    masked, mask = batch(1, 40, 24)
+    assert net(masked, mask).shape == (1, 3, 40, 24)
+
+
+def test_key_grid_keeps_the_network_linear_in_pixels() -> None:
+    """With kv_grid the whole network's cost ~4x per doubled side; without, global attention grows faster."""
+    capped = instantiate(compose_model("sa_unet_lite"))
+    assert gmacs(capped, 1024) <= 4.05 * gmacs(capped, 512)
+    uncapped = instantiate({**compose_model("sa_unet_lite"), "kv_grid": 0})
+    assert gmacs(uncapped, 1024) > 4.5 * gmacs(uncapped, 512)
+
+
+def test_key_grid_leaves_small_inputs_alone() -> None:
+    """A cap at or above the pooled grid changes nothing: 64² input -> 16² bottleneck -> 8² keys <= 16."""
+    torch.manual_seed(0)
+    net = SAUNet(**TINY, kv_grid=16, attention_gate_init=1.0)
+    plain = SAUNet(**TINY, attention_gate_init=1.0)
+    plain.load_state_dict(net.state_dict())
+    masked, mask = batch(1, 64, 64)
+    torch.testing.assert_close(net(masked, mask), plain(masked, mask), rtol=1e-5, atol=1e-5)
+    assert list(net.state_dict()) == list(plain.state_dict())

@@ -3,18 +3,34 @@
 The seed paper's block materialises an ``(H*W) x (H*W)`` energy matrix, which cannot train above 64x64 (17 GB per
 image at 256x256). Here PyTorch's fused SDPA does the work: with contiguous ``(B*, heads, N, d)`` q/k/v it picks a
 flash kernel on CPU and GPU whose memory is linear in the number of tokens. Global attention is meant for small maps
-(the bottleneck); Swin-style non-overlapping windows keep the cost linear in H*W on large maps.
+(the bottleneck); Swin-style non-overlapping windows keep the cost linear in H*W on large maps, and ``kv_grid``
+bounds global attention's keys to a fixed number whatever the input size, so its cost is linear in H*W too.
+
+With 1x1 q/k/v projections (the default) the block works on a channels-last token layout: the map is cut into
+windows once, and LayerNorm, the q/k/v and output projections are plain GEMMs on ``(windows, tokens, C)``; q/k/v are
+strided views of one GEMM output (SDPA needs only a unit stride in the head dimension), so the only copies are the
+map into windows and the result back. Same function as the convolution layout, to float rounding.
+
+ONNX has no memory-efficient attention on every runtime: :func:`export_attention` makes global attention export as
+a custom op that becomes an ONNX ``Loop`` over query chunks whose score matrices stay under a fixed element budget
+(the same softmax(QK^T/sqrt(d))V, row block by row block), so a 2048x1536 photo runs in ONNX Runtime in bounded
+memory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 ATTENTION_MODES = ("global", "window")
+#: scores (batch x heads x query rows x keys) per query chunk in exported global attention: 64 MiB of float32
+EXPORT_SCORE_BUDGET = 2**24
 
 
 def group_norm_groups(channels: int, max_groups: int = 32) -> int:
@@ -85,6 +101,11 @@ class SelfAttention2d(nn.Module):
         norm: the pre-norm: ``"group"`` (GroupNorm: statistics over the whole map) or ``"layer"`` (each token's own
             channels, as in ViT/Swin; see :class:`LayerNorm2d`).
         gate_init: initial ``gamma``; 0 is SAGAN's identity start, 1 a plain pre-norm residual.
+        kv_grid: ``"global"`` mode only: at most ``kv_grid`` pooled keys/values per side (``kv_grid**2`` in all)
+            whatever the input size; maps whose ``kv_pool``-pooled grid is smaller are unaffected. 0 (default) = no
+            cap: the number of keys then grows with the input, so attention costs O(pixels**2); with a cap it is
+            O(pixels). Keys are exact cell means (adaptive average pooling written as two small averaging matrices,
+            which also exports to ONNX at any size).
     """
 
     def __init__(
@@ -98,6 +119,7 @@ class SelfAttention2d(nn.Module):
         kv_pool: int = 1,
         norm: str = "group",
         gate_init: float = 0.0,
+        kv_grid: int = 0,
     ) -> None:
         super().__init__()
         if norm not in ("group", "layer"):
@@ -116,6 +138,10 @@ class SelfAttention2d(nn.Module):
             raise ValueError(
                 f"kv_pool must be >= 1, and > 1 only in global mode; got {kv_pool} with mode {mode!r}"
             )
+        if kv_grid < 0 or (kv_grid > 0 and mode != "global"):
+            raise ValueError(
+                f"kv_grid must be >= 0, and > 0 only in global mode; got {kv_grid} with mode {mode!r}"
+            )
         self.channels = channels
         self.num_heads = num_heads
         self.head_dim = channels // num_heads
@@ -123,6 +149,12 @@ class SelfAttention2d(nn.Module):
         self.window_size = window_size
         self.mask_aware = mask_aware
         self.kv_pool = kv_pool
+        self.kv_grid = kv_grid
+        #: 1x1 projections run as GEMMs on the channels-last token layout (see the module docstring); a plain
+        #: attribute, not an argument: both layouts compute the same function and hold the same parameters.
+        self.token_layout = qkv_kernel == 1
+        #: > 0 while :func:`export_attention` is active: global attention as the query-chunked custom op
+        self.export_score_budget = 0
         self.norm = (
             LayerNorm2d(channels) if norm == "layer" else nn.GroupNorm(group_norm_groups(channels), channels)
         )
@@ -132,16 +164,128 @@ class SelfAttention2d(nn.Module):
 
     def extra_repr(self) -> str:
         extra = f", window_size={self.window_size}" if self.mode == "window" else f", kv_pool={self.kv_pool}"
+        extra += f", kv_grid={self.kv_grid}" if self.kv_grid else ""
         return f"channels={self.channels}, num_heads={self.num_heads}, mode={self.mode!r}{extra}, mask_aware={self.mask_aware}"
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         """Attend over ``x`` (B x C x H x W); ``mask`` (B x 1 x H0 x W0, 1 = missing) is used only if mask_aware."""
         if self.mask_aware and mask is None:
             raise ValueError("mask_aware=True needs forward(x, mask) with the B x 1 x H x W hole mask")
-        qkv = self.qkv(self.norm(x))
         mask = mask if self.mask_aware else None
-        out = self._attend_pooled(qkv, mask) if self.kv_pool > 1 else self._attend(qkv, mask)
+        pooled = self.kv_pool > 1 or self.kv_grid > 0
+        if self.token_layout:
+            out = self._tokens_pooled(x, mask) if pooled else self._tokens_windows(x, mask)
+            return x + self.gamma * out
+        qkv = self.qkv(self.norm(x))
+        out = self._attend_pooled(qkv, mask) if pooled else self._attend(qkv, mask)
         return x + self.gamma * self.proj(out)
+
+    # ---- channels-last token layout (1x1 projections) --------------------------------------------------------
+
+    def _qkv_tokens(self, tokens: Tensor) -> Tensor:
+        """``(..., N, C)`` tokens -> ``(..., N, 3C)`` q/k/v: the pre-norm (if per-token) and the 1x1 conv as GEMM."""
+        if isinstance(self.norm, LayerNorm2d):
+            tokens = F.layer_norm(tokens, (self.channels,), self.norm.weight, self.norm.bias, self.norm.eps)
+        return F.linear(tokens, self.qkv.weight.flatten(1), self.qkv.bias)
+
+    def _heads(self, t: Tensor) -> Tensor:
+        """``(B, N, C)`` (any row stride) -> ``(B, heads, N, d)`` view; unit stride in d is all SDPA needs."""
+        return t.unflatten(-1, (self.num_heads, self.head_dim)).transpose(1, 2)
+
+    def _merge(self, o: Tensor) -> Tensor:
+        """``(B, heads, N, d)`` -> output projection -> ``(B, N, C)``."""
+        return F.linear(o.transpose(1, 2).flatten(2), self.proj.weight.flatten(1), self.proj.bias)
+
+    def _tokens_windows(self, x: Tensor, mask: Tensor | None) -> Tensor:
+        """Window (or unpooled global) attention: one copy into windows, GEMMs, one SDPA call, one copy back."""
+        b, c, h, w = x.shape
+        wh, ww = (self.window_size, self.window_size) if self.mode == "window" else (h, w)
+        pad_h, pad_w = (-h) % wh, (-w) % ww
+        hp, wp = h + pad_h, w + pad_w
+        nh, nw = hp // wh, wp // ww
+        key_valid = self._window_key_valid(b, h, w, wh, ww, mask, x.device)
+        # GroupNorm needs the whole (unpadded) map; LayerNorm is per token and runs after windowing, where padded
+        # tokens (zeros) are never keys and their outputs are cropped.
+        xn = x if isinstance(self.norm, LayerNorm2d) else self.norm(x)
+        if pad_h or pad_w:
+            xn = F.pad(xn, (0, pad_w, 0, pad_h))
+        # NHWC view first: free for a channels-last map, and the copy into windows then moves whole C-vectors
+        tokens = xn.permute(0, 2, 3, 1).reshape(b, nh, wh, nw, ww, c).transpose(2, 3).reshape(-1, wh * ww, c)
+        q, k, v = (self._heads(t) for t in self._qkv_tokens(tokens).chunk(3, dim=-1))
+        o = self._merge(self._sdpa(q, k, v, key_valid)).view(b, nh, nw, wh, ww, c)  # (B*nWin, N, C)
+        if x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last):
+            o = o.permute(0, 5, 1, 3, 2, 4).reshape(b, c, hp, wp)  # back to the caller's NCHW layout
+        else:
+            o = o.transpose(2, 3).reshape(b, hp, wp, c).permute(0, 3, 1, 2)  # stays channels-last
+        return o[:, :, :h, :w]
+
+    def _tokens_pooled(self, x: Tensor, mask: Tensor | None) -> Tensor:
+        """Global attention of every token over pooled keys/values, on the token layout."""
+        b, c, h, w = x.shape
+        xn = x if isinstance(self.norm, LayerNorm2d) else self.norm(x)
+        qkv = self._qkv_tokens(xn.permute(0, 2, 3, 1).reshape(b, h * w, c))  # (B, HW, 3C)
+        q = self._heads(qkv[..., :c])
+        hk, wk = self._key_grid(h, w)
+        kv = self._pool(qkv[..., c:].view(b, h, w, 2 * c).permute(0, 3, 1, 2), hk, wk)  # (B, 2C, hk, wk)
+        k, v = (self._heads(t) for t in kv.permute(0, 2, 3, 1).reshape(b, hk * wk, 2 * c).chunk(2, dim=-1))
+        o = self._merge(self._sdpa(q, k, v, self._pooled_key_valid(mask, b, hk, wk)))  # (B, HW, C)
+        return o.transpose(1, 2).reshape(b, c, h, w)
+
+    # ---- shared pieces ----------------------------------------------------------------------------------------
+
+    def _sdpa(self, q: Tensor, k: Tensor, v: Tensor, key_valid: Tensor | None) -> Tensor:
+        """SDPA, or while exporting global attention, the same math in query chunks of bounded score memory."""
+        if self.export_score_budget and self.mode == "global":
+            bias = torch.zeros(q.shape[0], 1, 1, k.shape[2], dtype=q.dtype, device=q.device)
+            if key_valid is not None:
+                bias = bias.masked_fill(~key_valid, float("-inf"))
+            return torch.ops.inpainting.chunked_attention(q, k, v, bias, self.export_score_budget)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=key_valid)
+
+    def _key_grid(self, h: int, w: int) -> tuple[int, int]:
+        """Pooled key grid: ``kv_pool``-times smaller than the map, at most ``kv_grid`` per side when capped."""
+        hk, wk = -(-h // self.kv_pool), -(-w // self.kv_pool)
+        if self.kv_grid:  # sym_min: no shape guard when exported with dynamic sizes
+            hk, wk = torch.sym_min(hk, self.kv_grid), torch.sym_min(wk, self.kv_grid)
+        return hk, wk
+
+    def _pool(self, kv: Tensor, hk: int, wk: int) -> Tensor:
+        """Average ``B x C x H x W`` over the adaptive-pooling cells of an ``hk x wk`` grid."""
+        if not self.kv_grid:
+            return F.adaptive_avg_pool2d(kv, (hk, wk))
+        rows = adaptive_pool_matrix(kv.shape[-2], hk, kv)
+        cols = adaptive_pool_matrix(kv.shape[-1], wk, kv)
+        return rows @ kv @ cols.T
+
+    def _pooled_key_valid(self, mask: Tensor | None, b: int, hk: int, wk: int) -> Tensor | None:
+        if mask is None:
+            return None
+        key_valid = (~hole_tokens(mask, (hk, wk))).view(b, 1, 1, hk * wk)
+        return key_valid | ~key_valid.any(-1, keepdim=True)  # no known key at all: attend to every key
+
+    def _window_key_valid(
+        self, b: int, h: int, w: int, wh: int, ww: int, mask: Tensor | None, device: torch.device
+    ) -> Tensor | None:
+        """``(B*nWin, 1, 1, N)`` key validity (not padding, and not a hole when mask-aware), or None if all valid."""
+        pad_h, pad_w = (-h) % wh, (-w) % ww
+        if not (pad_h or pad_w or mask is not None):
+            return None
+        nh, nw = (h + pad_h) // wh, (w + pad_w) // ww
+        real = torch.ones(b, 1, h, w, dtype=torch.bool, device=device)
+        if pad_h or pad_w:
+            real = F.pad(real, (0, pad_w, 0, pad_h), value=False)
+        real_tok = self._to_windows(real, nh, wh, nw, ww)  # (B*nWin, 1, N)
+        key_valid = real_tok
+        if mask is not None:
+            known = ~hole_tokens(mask, (h, w))
+            if pad_h or pad_w:
+                known = F.pad(known, (0, pad_w, 0, pad_h), value=False)
+            key_valid = self._to_windows(known, nh, wh, nw, ww)
+            # A window with no known token would softmax over nothing (NaN): let it see all its real tokens.
+            key_valid = key_valid | (real_tok & ~key_valid.any(-1, keepdim=True))
+        return key_valid.unsqueeze(2)  # broadcast over heads and queries
+
+    # ---- convolution layout (qkv_kernel > 1) -------------------------------------------------------------------
 
     def _attend(self, qkv: Tensor, mask: Tensor | None) -> Tensor:
         """Split ``B x 3C x H x W`` into windows and heads, run SDPA, and fold back to ``B x C x H x W``."""
@@ -154,23 +298,9 @@ class SelfAttention2d(nn.Module):
         hp, wp = h + pad_h, w + pad_w
         nh, nw = hp // wh, wp // ww
 
-        # Key validity per token (True = may be attended to): not padding, and not a hole when mask-aware.
-        key_valid: Tensor | None = None
-        if pad_h or pad_w or mask is not None:
-            real = torch.ones(b, 1, h, w, dtype=torch.bool, device=qkv.device)
-            if pad_h or pad_w:
-                qkv = F.pad(qkv, (0, pad_w, 0, pad_h))
-                real = F.pad(real, (0, pad_w, 0, pad_h), value=False)
-            real_tok = self._to_windows(real, nh, wh, nw, ww)  # (B*nWin, 1, N)
-            key_valid = real_tok
-            if mask is not None:
-                known = ~hole_tokens(mask, (h, w))
-                if pad_h or pad_w:
-                    known = F.pad(known, (0, pad_w, 0, pad_h), value=False)
-                key_valid = self._to_windows(known, nh, wh, nw, ww)
-                # A window with no known token would softmax over nothing (NaN): let it see all its real tokens.
-                key_valid = key_valid | (real_tok & ~key_valid.any(-1, keepdim=True))
-            key_valid = key_valid.unsqueeze(2)  # (B*nWin, 1, 1, N): broadcast over heads and queries
+        key_valid = self._window_key_valid(b, h, w, wh, ww, mask, qkv.device)
+        if pad_h or pad_w:
+            qkv = F.pad(qkv, (0, pad_w, 0, pad_h))
 
         # (B, 3, heads, d, nh, wh, nw, ww) -> (3, B, nh, nw, heads, wh, ww, d) -> (3, B*nWin, heads, N, d)
         t = qkv.view(b, 3, self.num_heads, self.head_dim, nh, wh, nw, ww)
@@ -178,7 +308,7 @@ class SelfAttention2d(nn.Module):
         # Contiguous q/k/v is what lets SDPA choose its flash kernel (memory linear in N) instead of the N^2 math path.
         # reshape() has copied already, so each unbind() slice is contiguous (and its backward is one stack, no fills).
         q, k, v = (u.contiguous() for u in t.unbind(0))
-        o = F.scaled_dot_product_attention(q, k, v, attn_mask=key_valid)
+        o = self._sdpa(q, k, v, key_valid)
 
         # (B*nWin, heads, N, d) -> (B, heads, d, nh, wh, nw, ww) -> (B, C, Hp, Wp), then crop the padding.
         o = o.view(b, nh, nw, self.num_heads, wh, ww, self.head_dim).permute(0, 3, 6, 1, 4, 2, 5)
@@ -189,18 +319,12 @@ class SelfAttention2d(nn.Module):
         """Global attention of full-resolution queries over ``kv_pool``-pooled keys/values."""
         b, _, h, w = qkv.shape
         c, heads, d = self.channels, self.num_heads, self.head_dim
-        hk, wk = -(-h // self.kv_pool), -(-w // self.kv_pool)
+        hk, wk = self._key_grid(h, w)
         q, kv = qkv.split([c, 2 * c], dim=1)
-        kv = F.adaptive_avg_pool2d(kv, (hk, wk))
+        kv = self._pool(kv, hk, wk)
         q = q.reshape(b, heads, d, h * w).transpose(2, 3).contiguous()  # (B, heads, N, d)
         k, v = (u.contiguous() for u in kv.reshape(b, 2, heads, d, hk * wk).permute(1, 0, 2, 4, 3).unbind(0))
-        key_valid = None
-        if mask is not None:
-            key_valid = (~hole_tokens(mask, (hk, wk))).view(b, 1, 1, hk * wk)
-            key_valid = key_valid | ~key_valid.any(
-                -1, keepdim=True
-            )  # no known key at all: attend to every key
-        o = F.scaled_dot_product_attention(q, k, v, attn_mask=key_valid)
+        o = self._sdpa(q, k, v, self._pooled_key_valid(mask, b, hk, wk))
         return o.transpose(2, 3).reshape(b, c, h, w)
 
     @staticmethod
@@ -208,3 +332,75 @@ class SelfAttention2d(nn.Module):
         """``B x 1 x Hp x Wp`` token flags -> ``(B*nWin) x 1 x N`` in the same window/token order as q/k/v."""
         b = m.shape[0]
         return m.view(b, nh, wh, nw, ww).permute(0, 1, 3, 2, 4).reshape(b * nh * nw, 1, wh * ww)
+
+
+def adaptive_pool_matrix(size: int, out: int, like: Tensor) -> Tensor:
+    """``out x size`` matrix of adaptive average pooling along one axis (row i averages ``[i*size/out]`` cells).
+
+    Cells are ``[floor(i*size/out), ceil((i+1)*size/out))``, exactly ``adaptive_avg_pool``'s, built from ``arange``
+    so the same graph is right for every size once exported (ONNX's ``AveragePool`` has a fixed kernel).
+    """
+    i = torch.arange(out, device=like.device)
+    start = (i * size) // out
+    end = ((i + 1) * size + out - 1) // out
+    y = torch.arange(size, device=like.device)
+    inside = (y[None, :] >= start[:, None]) & (y[None, :] < end[:, None])
+    return inside.to(like.dtype) / (end - start).to(like.dtype)[:, None]
+
+
+@torch.library.custom_op("inpainting::chunked_attention", mutates_args=())
+def chunked_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor, budget: int) -> Tensor:
+    """softmax(q k^T / sqrt(d) + bias) v, over blocks of query rows whose scores hold <= ``budget`` elements.
+
+    One op in an exported graph (see :func:`export_attention`; inpainting.export turns it into an ONNX ``Loop``);
+    eager it is SDPA per row block, the same function. ``bias``: ``B x 1 x 1 x M``, 0 or -inf per key.
+    """
+    rows = max(1, budget // max(1, q.shape[0] * q.shape[1] * k.shape[2]))
+    return torch.cat([F.scaled_dot_product_attention(qi, k, v, attn_mask=bias) for qi in q.split(rows, 2)], 2)
+
+
+@chunked_attention.register_fake
+def _chunked_attention_shape(q: Tensor, k: Tensor, v: Tensor, bias: Tensor, budget: int) -> Tensor:
+    return q.new_empty((*q.shape[:-1], v.shape[-1]))
+
+
+@contextlib.contextmanager
+def export_attention(net: nn.Module, budget: int = EXPORT_SCORE_BUDGET) -> Iterator[None]:
+    """While active, every global :class:`SelfAttention2d` in ``net`` runs as :func:`chunked_attention`.
+
+    For exporters to runtimes without a memory-efficient attention kernel: ONNX's MatMul + Softmax would build the
+    whole ``queries x keys`` score matrix (7 GB per head for a 2048x1536 photo's crop).
+    """
+    blocks = [m for m in net.modules() if isinstance(m, SelfAttention2d)]
+    for block in blocks:
+        block.export_score_budget = budget
+    try:
+        yield
+    finally:
+        for block in blocks:
+            block.export_score_budget = 0
+
+
+def _sdpa_flops(
+    query: Tensor, key: Tensor, value: Tensor, *args: Any, out_shape: Any = None, **kw: Any
+) -> int:
+    from torch.utils.flop_counter import sdpa_flop_count
+
+    return sdpa_flop_count(query, key, value)
+
+
+def count_flops(fn: Callable[..., Any], *args: Any) -> int:
+    """FLOPs of ``fn(*args)`` by ``torch.utils.flop_counter`` (matmuls, convolutions, attention), no grad.
+
+    The counter does not know CPU SDPA's op (``_scaled_dot_product_flash_attention_for_cpu``) nor
+    :func:`chunked_attention`; both are counted here with torch's own SDPA formula (4 N M d per head).
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    mapping = {
+        torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_flops,
+        torch.ops.inpainting.chunked_attention: _sdpa_flops,
+    }
+    with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=mapping) as counter:
+        fn(*args)
+    return int(counter.get_total_flops())

@@ -106,6 +106,9 @@ class SAUNet(nn.Module):
         fill_prior: start from a push-pull fill of the hole (``inpainting.models.fill_prior``): the net sees the
             filled image instead of zeros and predicts a correction to it (zero-initialised head, so an untrained
             net returns the push-pull fill). False is the plain design: zeros in, ``tanh`` image out.
+        kv_grid: ``"global"`` levels only: at most ``kv_grid`` x ``kv_grid`` pooled keys/values whatever the input
+            size, so global attention costs time and memory linear in pixels (0 = no cap: keys grow with the input
+            and the cost with its square). 16 leaves a 256² input (32x32 pooled keys) at 16x16.
     """
 
     def __init__(
@@ -128,6 +131,7 @@ class SAUNet(nn.Module):
         fill_prior: bool = False,
         fill_prior_relax: int = 0,
         attention_gate_init: float = 0.0,
+        kv_grid: int = 0,
     ) -> None:
         super().__init__()
         channel_mults = [int(m) for m in channel_mults]
@@ -186,6 +190,7 @@ class SAUNet(nn.Module):
                 kv_pool=kv_pool if kind == "global" else 1,
                 norm="layer" if norm == "layer" else "group",
                 gate_init=attention_gate_init,
+                kv_grid=kv_grid if kind == "global" else 0,
             )
 
         last = self.num_levels - 1
