@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
+import re
+import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -12,10 +15,17 @@ from pathlib import Path
 import lightning as L
 import rich.syntax
 import rich.tree
-from hydra.errors import InstantiationException
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import ConfigCompositionException, InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
+
+from inpainting.errors import UserError
+from inpainting.inference.checkpoint import CheckpointError
+from inpainting.models.registry import UnsafeModelConfig
+from inpainting.resources import conf_dir
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +52,7 @@ def instantiate_dict(cfg: DictConfig | None, kind: str) -> list:
     objects = []
     for name, node in cfg.items():
         if isinstance(node, DictConfig) and "_target_" in node:
-            log.info("Instantiating %s <%s> (%s)", kind, node._target_, name)
+            log.debug("Instantiating %s <%s> (%s)", kind, node._target_, name)
             objects.append(instantiate(node))
     return objects
 
@@ -63,9 +73,9 @@ def instantiate_loggers(cfg: DictConfig | None) -> list[Logger]:
 
 
 def print_config_tree(
-    cfg: DictConfig, save_to: Path | None = None, order: Sequence[str] = PRINT_ORDER
+    cfg: DictConfig, save_to: Path | None = None, order: Sequence[str] = PRINT_ORDER, show: bool = True
 ) -> None:
-    """Print the composed config as a rich tree (and save it), so every run shows what it ran."""
+    """Save the composed config as a rich tree in the run dir (what the run ran); ``show`` also prints it."""
     tree = rich.tree.Tree("CONFIG", style="dim", guide_style="dim")
     keys = [k for k in order if k in cfg] + [k for k in cfg if k not in order]
     for key in keys:
@@ -73,26 +83,175 @@ def print_config_tree(
         node = cfg[key]
         text = OmegaConf.to_yaml(node, resolve=False) if isinstance(node, DictConfig) else str(node)
         branch.add(rich.syntax.Syntax(text, "yaml"))
-    rich.print(tree)
+    if show:
+        rich.print(tree)
     if save_to is not None:
         save_to.parent.mkdir(parents=True, exist_ok=True)
         with open(save_to, "w") as file:
             rich.print(tree, file=file)
 
 
-# Mistakes in configuration or input (bad option, missing file, unreadable image, missing extra package).
-USER_ERRORS = (InstantiationException, ValueError, OSError, ImportError)
+def _choice(name: str) -> str | None:
+    """The option chosen for config group ``name`` (``model=unet`` -> ``unet``), when Hydra is running."""
+    if not HydraConfig.initialized():
+        return None
+    choice = HydraConfig.get().runtime.choices.get(name)
+    return str(choice) if choice is not None else None
+
+
+def run_header(cfg: DictConfig) -> list[str]:
+    """A few lines that say what this run does and where it writes, instead of the whole config tree."""
+    lines = [f"task     {cfg.get('task_name', '?')}"]
+    if "model" in cfg and isinstance(cfg.model, DictConfig):
+        lines.append(f"model    {_choice('model') or '?'} ({cfg.model.get('_target_', '?')})")
+    elif "methods" in cfg:
+        lines.append(f"methods  {', '.join(map(str, cfg.methods))}")
+    else:
+        lines.append(f"model    {cfg.get('ckpt_path') or 'default model (inpainting/weights)'}")
+    if cfg.get("input") is not None:
+        lines.append(f"input    {cfg.input}")
+    elif "data" in cfg and isinstance(cfg.data, DictConfig):
+        data = cfg.data
+        root = data.get("root") or data.get("train_root")
+        size = f"{data.get('image_size')}px" if "image_size" in data else ""
+        batch = f"batch {data.get('batch_size')}" if "batch_size" in data else ""
+        lines.append(f"data     {_choice('data') or '?'}: {root}  {size}  {batch}".rstrip())
+    if _choice("experiment"):
+        lines.append(f"recipe   experiment={_choice('experiment')}")
+    if "paths" in cfg:
+        lines.append(f"run dir  {cfg.paths.output_dir}")
+    return lines
+
+
+def print_run_header(cfg: DictConfig) -> None:
+    """Log :func:`run_header` and save the full tree to ``<run dir>/config_tree.log`` (``verbose=true`` prints it)."""
+    save_to = Path(cfg.paths.output_dir) / "config_tree.log" if "paths" in cfg else None
+    print_config_tree(cfg, save_to=save_to, show=bool(cfg.get("verbose", False)))
+    for line in run_header(cfg):
+        log.info(line)
+    if save_to is not None and not cfg.get("verbose", False):
+        log.info("config   %s (verbose=true prints it)", save_to)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# user errors: one line and exit 1; anything else keeps its traceback
+# ------------------------------------------------------------------------------------------------------------
+
+#: errors that are mistakes in configuration or input even though they are not :class:`UserError`s
+USER_ERROR_TYPES: tuple[type[BaseException], ...] = (
+    UserError,
+    CheckpointError,  # a file given as ckpt_path that is not a usable checkpoint
+    UnsafeModelConfig,  # a checkpoint naming an unregistered network
+    FileNotFoundError,  # a path named by an option
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+)
+
+
+def is_user_error(error: BaseException) -> bool:
+    """True for a mistake the user can fix from the message; False for what looks like a bug (keeps its trace).
+
+    A Hydra ``InstantiationException`` is the user's when what it wraps is (a constructor refusing an option's
+    value or name: ``ValueError``/``TypeError``, or a target that cannot be found); a ``ModuleNotFoundError``
+    is the user's when the missing module is an optional extra, not part of this package.
+    """
+    if isinstance(error, USER_ERROR_TYPES):
+        return True
+    if isinstance(error, ModuleNotFoundError):
+        return not (error.name or "").startswith("inpainting")
+    if isinstance(error, InstantiationException):
+        cause = error.__cause__
+        return cause is None or isinstance(cause, ValueError | TypeError) or is_user_error(cause)
+    return False
+
+
+def _remove_if_empty_run_dir() -> None:
+    """A run that failed on its config wrote nothing worth keeping: remove its run dir (only Hydra's files)."""
+    if not HydraConfig.initialized():
+        return
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    expected = {hydra_cfg.output_subdir, f"{hydra_cfg.job.name}.log", "config_tree.log"}
+    expected |= {p.name for p in run_dir.glob("*.log")}
+    if not run_dir.is_dir() or not {p.name for p in run_dir.iterdir()} <= expected:
+        return
+    shutil.rmtree(run_dir, ignore_errors=True)
+    # and the parents this run created (logs/train/runs/), never the folder it was started from or above
+    cwd = Path(hydra_cfg.runtime.cwd).resolve()
+    parent = run_dir.parent.resolve()
+    while parent != cwd and cwd in parent.parents and not any(parent.iterdir()):
+        parent.rmdir()
+        parent = parent.parent
 
 
 @contextmanager
 def exit_on_user_error() -> Iterator[None]:
     """In an entry point: report a configuration/input mistake as one clear line and exit 1 instead of a
-    deep stack trace; ``HYDRA_FULL_ERROR=1`` re-raises it with the traceback."""
+    deep stack trace (and remove the run dir it left empty); ``HYDRA_FULL_ERROR=1`` re-raises it with the
+    traceback. Anything that is not a user error (:func:`is_user_error`) propagates with its traceback."""
     try:
         yield
-    except USER_ERRORS as error:
+    except Exception as error:
+        if not is_user_error(error):
+            raise
         log.error("%s: %s", type(error).__name__, error)
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
+        _remove_if_empty_run_dir()
         log.error("Set HYDRA_FULL_ERROR=1 to see the full traceback.")
+        sys.exit(1)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# "did you mean": a typo'd key on the command line
+# ------------------------------------------------------------------------------------------------------------
+
+_MISSING_KEY = re.compile(r"Could not override '([^']+)'")
+
+
+def unknown_key_hint(config_name: str, overrides: Sequence[str]) -> str | None:
+    """The message for a ``key=value`` override whose key does not exist, with the closest existing keys.
+
+    Hydra says only "Key 'batchsize' is not in struct"; this composes the config once more (a fraction of a
+    second, only when Hydra is about to fail the same way) to find what was meant. None when composition works
+    or fails for another reason (Hydra's own message is then the right one).
+    """
+    plain = [o for o in overrides if not o.startswith(("-", "hydra.", "hydra/"))]
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            compose(config_name=config_name, overrides=plain)
+            return None
+    except ConfigCompositionException as error:
+        match = _MISSING_KEY.search(str(error))
+        if match is None:
+            return None
+        key = match.group(1)
+        parent_path, _, leaf = key.rpartition(".")
+        groups = [o for o in plain if "=" in o and (conf_dir() / o.split("=", 1)[0].lstrip("+~")).is_dir()]
+        try:
+            with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+                cfg = compose(config_name=config_name, overrides=groups)
+        except ConfigCompositionException:
+            return None
+        parent = OmegaConf.select(cfg, parent_path) if parent_path else cfg
+        if not isinstance(parent, DictConfig):
+            return None
+        close = difflib.get_close_matches(leaf, [str(k) for k in parent], n=3, cutoff=0.6)
+        where = f"`{parent_path}`" if parent_path else "the top level"
+        hint = f"did you mean {' or '.join(f'`{c}`' for c in close)}? " if close else ""
+        return (
+            f"Could not override '{key}': {where} has no key `{leaf}`; {hint}"
+            f"(keys there: {', '.join(sorted(map(str, parent)))}; to add a new key use +{key}=...)"
+        )
+
+
+def exit_on_unknown_key(config_name: str, argv: Sequence[str] | None = None) -> None:
+    """Before ``@hydra.main`` runs: a typo'd key gets "did you mean" and exit 1 (no run dir is created)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if any(a.startswith("-") for a in args):  # --multirun, --help, --cfg: leave them to Hydra
+        return
+    hint = unknown_key_hint(config_name, args)
+    if hint:
+        print(f"Error: {hint}", file=sys.stderr)
         sys.exit(1)

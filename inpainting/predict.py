@@ -24,14 +24,16 @@ from pathlib import Path
 
 import hydra
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from PIL import Image
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from inpainting.config import exit_on_user_error
+from inpainting.config import exit_on_unknown_key, exit_on_user_error, print_run_header
 from inpainting.data.datasets import match_mask_files
 from inpainting.data.images import IMAGE_EXTENSIONS, ImageReadError, list_images, read_image_rgb, read_mask
+from inpainting.errors import ConfigError, InputError, UserError
 from inpainting.inference import Inpainter, load_model
+from inpainting.resources import conf_dir
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ MASK_TAG = "_mask"
 LOSSY = (".jpg", ".jpeg", ".webp")
 
 
-class OutputError(OSError):
+class OutputError(UserError, OSError):
     """An output file or folder that cannot be created or written."""
 
 
@@ -148,7 +150,7 @@ def plan_file(image: Path, mask: Path | None, output: Path) -> list[Job]:
 def check_output_file(path: Path) -> None:
     """Fail before any work when ``path`` cannot be written (bad extension, parent not creatable)."""
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
-        raise ValueError(f"output={path}: unknown image extension; use one of {', '.join(IMAGE_EXTENSIONS)}")
+        raise ConfigError(f"output={path}: unknown image extension; use one of {', '.join(IMAGE_EXTENSIONS)}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -171,7 +173,7 @@ def read_pair(job: Job, threshold: int, invert: bool) -> tuple[np.ndarray, np.nd
     if invert:
         mask = 1 - mask
     if mask.shape != image.shape[:2]:
-        raise ValueError(
+        raise InputError(
             f"image {job.image} is {image.shape[1]}x{image.shape[0]} (WxH) but its mask {job.mask} is "
             f"{mask.shape[1]}x{mask.shape[0]}: they must be the same size"
         )
@@ -219,14 +221,14 @@ def run(cfg: DictConfig) -> PredictResult:
     mask = Path(str(cfg.mask_path)).expanduser() if cfg.get("mask_path") else None
     output = Path(str(cfg.output)).expanduser() if cfg.get("output") else Path(cfg.paths.output_dir)
     if not 0 <= int(cfg.threshold) <= 255:
-        raise ValueError(f"threshold={cfg.threshold} must be in 0..255")
+        raise ConfigError(f"threshold={cfg.threshold} must be in 0..255")
     if source.is_dir():
         if mask is not None and not mask.is_dir():
-            raise ValueError(
+            raise ConfigError(
                 f"input={source} is a folder, so mask_path must be a folder of masks too, got {mask}"
             )
         if output.suffix and output.suffix.lower() in IMAGE_EXTENSIONS:
-            raise ValueError(
+            raise ConfigError(
                 f"input={source} is a folder, so output must be a folder, got the file name {output}"
             )
         jobs, problems = plan_folder(source, mask, output)
@@ -256,7 +258,7 @@ def run(cfg: DictConfig) -> PredictResult:
     )
     result.failed[:0] = problems
     if not source.is_dir() and result.failed:
-        raise ValueError(result.failed[0][1])
+        raise InputError(result.failed[0][1])
     log.info("wrote %d image(s) to %s", len(result.written), output)
     if result.failed:
         log.warning(
@@ -267,9 +269,9 @@ def run(cfg: DictConfig) -> PredictResult:
     return result
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+@hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="predict")
 def main(cfg: DictConfig) -> None:
-    log.debug("config:\n%s", OmegaConf.to_yaml(cfg))
+    print_run_header(cfg)
     with exit_on_user_error():
         result = run(cfg)
     if result.failed:
@@ -283,4 +285,5 @@ def alias_mask_argument(argv: list[str]) -> list[str]:
 
 if __name__ == "__main__":
     sys.argv = alias_mask_argument(sys.argv)
+    exit_on_unknown_key("predict")
     main()

@@ -18,12 +18,14 @@ from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from inpainting.config import (
+    exit_on_unknown_key,
     exit_on_user_error,
     instantiate_callbacks,
     instantiate_loggers,
-    print_config_tree,
+    print_run_header,
 )
 from inpainting.inference.checkpoint import check_checkpoint
+from inpainting.resources import conf_dir
 
 log = logging.getLogger(__name__)
 
@@ -114,11 +116,10 @@ def _finish_wandb(trainer: L.Trainer) -> None:
         wandb.finish()
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns ``optimized_metric`` for sweepers."""
-    output_dir = Path(cfg.paths.output_dir)
-    print_config_tree(cfg, save_to=output_dir / "config_tree.log")
+    print_run_header(cfg)
     with exit_on_user_error():
         metrics = train(cfg)
     name = cfg.get("optimized_metric")
@@ -129,4 +130,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    exit_on_unknown_key("train")
     main()

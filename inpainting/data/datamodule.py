@@ -42,6 +42,7 @@ from inpainting.data.transforms import (
     multiscale_train_transform,
     train_transform,
 )
+from inpainting.errors import ConfigError
 
 log = logging.getLogger("inpainting.data")
 
@@ -49,13 +50,13 @@ log = logging.getLogger("inpainting.data")
 def _check_int(value: object, name: str, minimum: int, meaning: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < minimum:
         accepted = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"{name} must be {accepted} ({meaning}), got {value!r}")
+        raise ConfigError(f"{name} must be {accepted} ({meaning}), got {value!r}")
     return int(value)
 
 
 def _check_fraction(value: object, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= float(value) < 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1) (the share of images held out), got {value!r}")
+        raise ConfigError(f"{name} must be a number in [0, 1) (the share of images held out), got {value!r}")
     return float(value)
 
 
@@ -144,24 +145,24 @@ class InpaintingDataModule(L.LightningDataModule):
         self.val_fraction = _check_fraction(val_fraction, "val_fraction")
         self.test_fraction = _check_fraction(test_fraction, "test_fraction")
         if self.val_fraction + self.test_fraction >= 1.0:
-            raise ValueError(
+            raise ConfigError(
                 f"val_fraction + test_fraction must be below 1 so training keeps images, "
                 f"got {self.val_fraction} + {self.test_fraction}"
             )
         if root is not None and train_root is not None:
-            raise ValueError(
+            raise ConfigError(
                 f"give either root (one folder, split by val_fraction/test_fraction) or train_root "
                 f"(pre-split folders), not both: root={root!r}, train_root={train_root!r}"
             )
         if root is None and train_root is None and val_root is None and test_root is None:
-            raise ValueError(
+            raise ConfigError(
                 "no images configured: set root (one folder to split) or train_root/val_root/test_root"
             )
         if sample and root is None:
-            raise ValueError("sample=True writes the embedded photos into root, so root must be set")
+            raise ConfigError("sample=True writes the embedded photos into root, so root must be set")
         for name, fn in (("mask_generator", mask_generator), ("eval_mask_generator", eval_mask_generator)):
             if fn is not None and not callable(fn):
-                raise ValueError(f"{name} must be callable(rng, height, width) -> mask, got {fn!r}")
+                raise ConfigError(f"{name} must be callable(rng, height, width) -> mask, got {fn!r}")
         self.root = root
         self.train_root = train_root
         self.val_root = val_root
@@ -235,7 +236,7 @@ class InpaintingDataModule(L.LightningDataModule):
 
     def _eval_dataset(self, split: str) -> InpaintingDataset:
         if self.mask_root is None and self.eval_mask_generator is None:
-            raise ValueError(
+            raise ConfigError(
                 f"the {split} split needs masks: set mask_generator / eval_mask_generator (Hydra: the `mask` "
                 "config group) or mask_root"
             )
@@ -257,9 +258,9 @@ class InpaintingDataModule(L.LightningDataModule):
             self.splits = self._compute_splits()
         if stage in (None, "fit") and self.train_dataset is None:
             if not self.splits["train"]:
-                raise ValueError("fitting needs training images: set root or train_root")
+                raise ConfigError("fitting needs training images: set root or train_root")
             if self.mask_generator is None:
-                raise ValueError(
+                raise ConfigError(
                     "training needs a mask_generator (callable(rng, height, width) -> mask; Hydra: the `mask` config group)"
                 )
             self.train_dataset = InpaintingDataset(

@@ -51,6 +51,7 @@ import torch
 from torch.utils.data import Dataset
 
 from inpainting.data.images import IMAGE_EXTENSIONS, ImageReadError, list_images, read_image_rgb, read_mask
+from inpainting.errors import InputError
 
 log = logging.getLogger("inpainting.data")
 
@@ -219,7 +220,7 @@ class InpaintingDataset(Dataset):
             file_mask = read_mask(mask_path)
             if file_mask.shape != image.shape[:2]:
                 (ih, iw), (mh, mw) = image.shape[:2], file_mask.shape
-                raise ValueError(
+                raise InputError(
                     f"mask file {mask_path} is {mw}x{mh} (width x height) but its image {path} is {iw}x{ih}; "
                     "a mask must have the size of its image"
                 )

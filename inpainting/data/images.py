@@ -27,13 +27,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from inpainting.errors import InputError
+
 log = logging.getLogger("inpainting.data")
 
 #: File extensions (lower case, with the dot) that :func:`list_images` picks up; matching is case-insensitive.
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
-class ImageReadError(ValueError):
+class ImageReadError(InputError):
     """A file could not be read as an image. ``path`` holds the file, ``str(err)`` names it and says why."""
 
     def __init__(self, path: str | os.PathLike, reason: str):
@@ -42,7 +44,7 @@ class ImageReadError(ValueError):
         super().__init__(f"cannot read image file {self.path}: {reason}")
 
 
-class NoImagesFoundError(ValueError):
+class NoImagesFoundError(InputError):
     """A folder exists but holds no file with one of :data:`IMAGE_EXTENSIONS`."""
 
 

@@ -25,6 +25,8 @@ from types import ModuleType
 import cv2
 import numpy as np
 
+from inpainting.errors import ConfigError, MissingExtraError
+
 Inpainter = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 PATCHMATCH_PIP = "pypatchmatch"
@@ -151,12 +153,12 @@ def _import_patchmatch() -> ModuleType:
     try:
         import patchmatch as pm
     except ImportError as err:
-        raise ImportError(
+        raise MissingExtraError(
             f"the 'patchmatch' baseline needs the PyPI package {PATCHMATCH_PIP!r} (prebuilt wheels, MIT): "
             f"pip install {PATCHMATCH_PIP}"
         ) from err
     if not getattr(pm, "patchmatch_available", False):
-        raise ImportError(
+        raise MissingExtraError(
             f"the {PATCHMATCH_PIP!r} package is installed but its native library did not load (no wheel for this "
             f"platform?); reinstall it: pip install --force-reinstall --no-deps {PATCHMATCH_PIP}"
         )
@@ -211,7 +213,7 @@ BASELINES: dict[str, Callable[..., Inpainter]] = {
 def get_baseline(name: str, **kwargs: object) -> Inpainter:
     """Build the baseline ``name`` (keyword arguments go to its factory)."""
     if name not in BASELINES:
-        raise ValueError(f"unknown baseline {name!r}; valid names: {', '.join(BASELINES)}")
+        raise ConfigError(f"unknown baseline {name!r}; valid names: {', '.join(BASELINES)}")
     return BASELINES[name](**kwargs)
 
 

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from inpainting.errors import ConfigError, InputError, MissingExtraError
 from inpainting.inference.checkpoint import CheckpointError, load_generator, resolve_weights
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ def _resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={device}: CUDA is not available here (use device=cpu)")
+        raise ConfigError(f"device={device}: CUDA is not available here (use device=cpu)")
     return device
 
 
@@ -188,7 +189,7 @@ def _load_onnx(path: Path, device: str) -> LoadedModel:
     try:
         import onnxruntime as ort
     except ImportError as error:
-        raise ImportError(
+        raise MissingExtraError(
             f"{path} is an ONNX model: install onnxruntime (pip install 'inpainting[export]')"
         ) from error
     providers = ["CPUExecutionProvider"]
@@ -242,7 +243,7 @@ def check_pair(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         raise ValueError(f"mask must be H x W, got shape {mask.shape}")
     if mask.shape != image.shape[:2]:
         (h, w), (mh, mw) = image.shape[:2], mask.shape
-        raise ValueError(f"image is {w}x{h} (WxH) but its mask is {mw}x{mh}: they must be the same size")
+        raise InputError(f"image is {w}x{h} (WxH) but its mask is {mw}x{mh}: they must be the same size")
     return mask != 0
 
 
@@ -308,11 +309,11 @@ class Inpainter:
         self, model: ModelFn, strategy: str = "crop", max_side: int | None = 1024, margin: int = 128
     ) -> None:
         if strategy not in STRATEGIES:
-            raise ValueError(f"strategy={strategy!r} is not one of {', '.join(STRATEGIES)}")
+            raise ConfigError(f"strategy={strategy!r} is not one of {', '.join(STRATEGIES)}")
         if margin < 0:
-            raise ValueError(f"margin must be >= 0, got {margin}")
+            raise ConfigError(f"margin must be >= 0, got {margin}")
         if max_side is not None and max_side < 0:
-            raise ValueError(f"max_side must be >= 0 (0 = never downscale), got {max_side}")
+            raise ConfigError(f"max_side must be >= 0 (0 = never downscale), got {max_side}")
         self.model = model
         self.strategy = strategy
         self.max_side = max_side or None
