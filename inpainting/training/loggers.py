@@ -28,4 +28,9 @@ def wandb_logger(offline: bool | None = None, **kwargs: Any) -> WandbLogger:
     if offline is None:
         mode = os.environ.get("WANDB_MODE")
         offline = mode in ("offline", "disabled") if mode else not wandb_credentials_present()
-    return WandbLogger(offline=offline, **kwargs)
+    logger = WandbLogger(offline=offline, **kwargs)
+    if logger._wandb_init.get("anonymous") is None:
+        # Lightning always passes anonymous=None, which wandb >= 0.19 answers with "The anonymous setting has
+        # no effect" on every run; an unset key is what wandb expects
+        logger._wandb_init.pop("anonymous", None)
+    return logger
