@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,12 @@ import gradio as gr  # noqa: E402
 import hydra  # noqa: E402
 import numpy as np  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
+from PIL import Image  # noqa: E402
 
-from inpainting.config import exit_on_user_error
-from inpainting.data.images import ImageReadError, read_image_rgb  # noqa: E402
+from inpainting.config import exit_on_unknown_key, exit_on_user_error  # noqa: E402
+from inpainting.data.images import ImageReadError, read_image_rgb, read_mask  # noqa: E402
 from inpainting.inference import Inpainter, LoadedModel, load_model  # noqa: E402
+from inpainting.resources import conf_dir  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +124,29 @@ class DemoRunner:
         check_image(image, self.max_pixels)
         return {"background": image, "layers": [], "composite": image}
 
+    def inpaint_files(self, image: str | None, mask: str | None) -> str:
+        """The HTTP API (``api_name="inpaint"``): an image file and a mask file (white = missing, same size) in,
+        the path of the filled PNG out. Same limits as the page: ``max_upload_mb`` per file, ``max_pixels``."""
+        if not image or not mask:
+            raise gr.Error("The API takes two files: the image and its mask (white = missing).")
+        try:
+            photo = read_image_rgb(image)
+            check_image(photo, self.max_pixels)
+            hole = read_mask(mask)
+        except ImageReadError as error:
+            raise gr.Error(
+                f"{error.path.name} is not a picture this demo can read: {error.reason}"
+            ) from error
+        if hole.shape != photo.shape[:2]:
+            raise gr.Error(
+                f"the mask is {hole.shape[1]}x{hole.shape[0]} but the image is {photo.shape[1]}x{photo.shape[0]}: "
+                "they must be the same size"
+            )
+        result = self.inpainter(photo, hole) if hole.any() else photo
+        out = Path(tempfile.mkdtemp(prefix="inpainting-api-")) / f"{Path(image).stem}_filled.png"
+        Image.fromarray(result).save(out)
+        return str(out)
+
     def run(self, value: dict[str, Any] | None) -> tuple[np.ndarray, str]:
         """Editor value -> (result image, status line)."""
         image, mask = editor_to_arrays(value)
@@ -169,9 +195,22 @@ def build_app(runner: DemoRunner, model: LoadedModel | None = None) -> gr.Blocks
                     elem_id="result",
                 )
                 status = gr.Markdown(elem_id="status")
-        editor.upload(runner.check_upload, inputs=editor, outputs=None)
-        opener.upload(runner.load_file, inputs=opener, outputs=editor)
-        button.click(runner.run, inputs=editor, outputs=[result, status])
+        # the HTTP API (see README "Demo"): files in, PNG out, on an invisible row of the same page
+        with gr.Row(visible=False):
+            api_image = gr.File(type="filepath", label="image")
+            api_mask = gr.File(type="filepath", label="mask")
+            api_result = gr.File(label="result")
+            api_button = gr.Button("api")
+        api_button.click(
+            runner.inpaint_files,
+            inputs=[api_image, api_mask],
+            outputs=api_result,
+            api_name="inpaint",
+            api_description="image file + mask file (white = missing, same size) -> filled PNG",
+        )
+        editor.upload(runner.check_upload, inputs=editor, outputs=None, api_visibility="undocumented")
+        opener.upload(runner.load_file, inputs=opener, outputs=editor, api_visibility="undocumented")
+        button.click(runner.run, inputs=editor, outputs=[result, status], api_visibility="undocumented")
     return app
 
 
@@ -198,7 +237,7 @@ def launch(app: gr.Blocks, cfg: DictConfig, block: bool = True) -> None:
     )
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="demo")
+@hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="demo")
 def main(cfg: DictConfig) -> None:
     log.debug("config:\n%s", OmegaConf.to_yaml(cfg))
     with exit_on_user_error():
@@ -226,4 +265,5 @@ def cli_aliases(argv: list[str]) -> list[str]:
 
 if __name__ == "__main__":
     sys.argv = cli_aliases(sys.argv)
+    exit_on_unknown_key("demo")
     main()
