@@ -238,8 +238,8 @@ def run(cfg: DictConfig) -> PredictResult:
             raise OutputError(f"cannot create the output folder {output}: {error}") from error
     else:
         jobs, problems = plan_file(source, mask, output), []
-    for job in jobs:
-        if job.output.resolve() in (job.image.resolve(), job.mask.resolve()):
+    for job in jobs:  # realpath, not Path.resolve: a symlink loop among the inputs must not stop the run
+        if os.path.realpath(job.output) in (os.path.realpath(job.image), os.path.realpath(job.mask)):
             raise OutputError(f"output {job.output} would overwrite an input file")
     if len(jobs) == 1:
         check_output_file(jobs[0].output)

@@ -112,9 +112,15 @@ def _to_array(im: Image.Image, *, channels: int, background: int) -> np.ndarray:
 def _open_oriented(path: Path) -> Image.Image:
     """Open and fully decode ``path``; apply EXIF orientation. Raises ImageReadError."""
     if not path.exists():
+        if path.is_symlink():  # exists() follows the link: a loop or a removed target
+            raise ImageReadError(
+                path, "a symbolic link that leads nowhere (a link loop, or its target is gone)"
+            )
         raise ImageReadError(path, "the file does not exist")
     if path.is_dir():
         raise ImageReadError(path, "it is a directory, not a file")
+    if path.stat().st_size == 0:
+        raise ImageReadError(path, "the file is empty (0 bytes)")
     try:
         with Image.open(path) as opened:
             opened.load()  # decode now: truncated or corrupt data fails here, inside the try
