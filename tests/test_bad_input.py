@@ -2,6 +2,7 @@
 way of drawing a mask. Each bad file is reported with its name and skipped; every good one comes back with its
 known pixels untouched. (Killed runs and half-written checkpoints: tests/test_crash_safety.py.)"""
 
+# ruff: noqa: F811  (the predict/weights fixtures come from tests/test_predict.py)
 from __future__ import annotations
 
 import os
@@ -9,32 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
 from inpainting.data.images import ImageReadError, list_images, read_image_rgb, read_mask
-from inpainting.predict import run
-from tests.conftest import compose_config
-from tests.test_inference import holes, photo, tiny_generator_file
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
-    return tiny_generator_file(tmp_path_factory.mktemp("weights") / "tiny.pt")
-
-
-@pytest.fixture
-def predict(tmp_path, weights):
-    """``predict(*overrides)`` runs inpainting.predict in-process with the tiny model."""
-
-    def make(*overrides: str):
-        cfg = compose_config(
-            tmp_path, [f"ckpt_path={weights}", "progress=false", *overrides], config_name="predict"
-        )
-        return run(cfg)
-
-    yield make
-    GlobalHydra.instance().clear()
+from tests.test_inference import holes, photo
+from tests.test_predict import predict, weights  # noqa: F401  (fixtures: in-process predict, tiny model)
 
 
 def _pair(folder: Path, name: str, image: np.ndarray, mode: str | None = None, suffix: str = ".png") -> Path:
