@@ -130,7 +130,8 @@ def print_run_header(cfg: DictConfig) -> None:
     for line in run_header(cfg):
         log.info(line)
     if save_to is not None and not cfg.get("verbose", False):
-        log.info("config   %s (verbose=true prints it)", save_to)
+        flag = "verbose=true" if "verbose" in cfg else "+verbose=true"
+        log.info("config   %s (%s prints it)", save_to, flag)
 
 
 # ------------------------------------------------------------------------------------------------------------
