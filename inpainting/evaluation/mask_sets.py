@@ -28,6 +28,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from inpainting.data.masks import AreaFilteredMask, MaskGenerator
+from inpainting.errors import ConfigError
 from inpainting.resources import conf_dir
 
 CONF_MASK_DIR = conf_dir() / "mask"
@@ -58,7 +59,7 @@ def set_id(name: str) -> int:
 
 def _check_name(name: str) -> None:
     if name not in MASK_SETS:
-        raise ValueError(f"unknown mask set {name!r}; valid names: {', '.join(MASK_SETS)}")
+        raise ConfigError(f"unknown mask set {name!r}; valid names: {', '.join(MASK_SETS)}")
 
 
 def mask_set_config(name: str) -> dict:
@@ -102,7 +103,7 @@ def mask_set(name: str, count: int, height: int, width: int, seed: int = 0) -> l
     """``count`` masks (uint8 ``height x width``, 1 = missing) of the named set; the same on every call."""
     _check_name(name)
     if int(count) != count or count < 0:
-        raise ValueError(f"count must be an int >= 0, got {count!r}")
+        raise ConfigError(f"count must be an int >= 0, got {count!r}")
     generator = mask_set_generator(name, height, width)
     sid = set_id(name)
     return [generator(np.random.default_rng((seed, sid, i)), height, width) for i in range(int(count))]
