@@ -220,3 +220,40 @@ class BucketedImageMetrics(Metric):
                 for row, name in enumerate(self.metric_names):
                     out[f"{name}_{label}"] = self.sums[row, index] / count.to(self.sums.dtype)
         return out
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """Fréchet distance of two Gaussians: ``|mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2))`` (Heusel et al. 2017).
+
+    ``tr (S1 S2)^(1/2)`` is the sum of square roots of the eigenvalues of ``S1 S2``, which are real and non-negative
+    for covariance matrices (torchmetrics' formulation; no matrix square root, so a singular covariance from fewer
+    samples than dimensions is fine). float64 throughout.
+    """
+    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
+    sigma1, sigma2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
+    eigenvalues = np.linalg.eigvals(sigma1 @ sigma2)
+    trace_sqrt = float(np.sqrt(np.clip(eigenvalues.real, 0.0, None)).sum())
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt)
+
+
+def fid_from_features(fake: np.ndarray, real: np.ndarray) -> float:
+    """FID of two ``N x D`` feature sets (sample covariance with ``N - 1``, as pytorch-fid and torchmetrics).
+
+    With fewer samples than dimensions (any evaluation under a few thousand images, D = 2048) the trace term is
+    computed exactly from the samples: with centred ``X`` (n x D) and ``Y`` (m x D), ``S1 = X'X / (n-1)`` and
+    ``S2 = Y'Y / (m-1)``, the non-zero eigenvalues of ``S1 S2`` are those of ``X S2 X' / (n-1)`` =
+    ``C C' / ((n-1)(m-1))`` with ``C = X Y'``, so ``tr (S1 S2)^(1/2)`` is the sum of the singular values of ``C``
+    over ``sqrt((n-1)(m-1))``: an ``n x m`` SVD instead of a ``D x D`` eigenproblem (seconds each at D = 2048).
+    """
+    fake, real = np.asarray(fake, np.float64), np.asarray(real, np.float64)
+    n, m = len(fake), len(real)
+    if n < 2 or m < 2:
+        return math.nan
+    if min(n, m) > fake.shape[1]:
+        return frechet_distance(
+            fake.mean(axis=0), np.cov(fake, rowvar=False), real.mean(axis=0), np.cov(real, rowvar=False)
+        )
+    x, y = fake - fake.mean(axis=0), real - real.mean(axis=0)
+    trace_sqrt = float(np.linalg.svd(x @ y.T, compute_uv=False).sum()) / math.sqrt((n - 1) * (m - 1))
+    mean_term = float(((fake.mean(axis=0) - real.mean(axis=0)) ** 2).sum())
+    return mean_term + float((x**2).sum()) / (n - 1) + float((y**2).sum()) / (m - 1) - 2.0 * trace_sqrt
