@@ -2,19 +2,22 @@
 
 Thin Hydra entry point: picks the images (a data config's split or user pairs), attaches the named
 mask sets, runs :mod:`inpainting.evaluation.evaluator` and writes :mod:`inpainting.evaluation.report` outputs.
+``protocol=lama`` (conf/protocol/) presets a paper's mask sets and adds ``protocol.md`` in its table layout.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from inpainting.config import exit_on_user_error
+from inpainting.config import exit_on_unknown_key, exit_on_user_error, print_run_header
+from inpainting.errors import ConfigError
 from inpainting.evaluation.evaluator import (
     EvalImage,
     FeatureMetrics,
@@ -24,23 +27,29 @@ from inpainting.evaluation.evaluator import (
     load_pairs,
 )
 from inpainting.evaluation.mask_sets import read_image_mask_pairs
-from inpainting.evaluation.methods import build_methods
-from inpainting.evaluation.report import plot_metrics_vs_area, summary_markdown, write_csv, write_grids
+from inpainting.evaluation.methods import Method, build_methods, describe_strategy
+from inpainting.evaluation.report import (
+    plot_metrics_vs_area,
+    protocol_markdown,
+    summary_markdown,
+    write_csv,
+    write_grids,
+)
+from inpainting.evaluation.standard import MissingWeightsError, StandardMetrics, load_standard_metrics
 from inpainting.models.vgg import VGG16Features, default_vgg16_weights_path
+from inpainting.resources import conf_dir
 
 log = logging.getLogger(__name__)
 SPLITS = ("all", "train", "val", "test")
-
-
-class MissingWeightsError(FileNotFoundError):
-    """A standard metric was asked for but its weights (or package) are not here."""
+__all__ = ["MissingWeightsError", "main", "run"]
 
 
 def select_images(cfg: DictConfig) -> list[EvalImage]:
     if cfg.get("pairs_root"):
-        return load_pairs(read_image_mask_pairs(cfg.pairs_root), cfg.image_size)
+        pairs = read_image_mask_pairs(cfg.pairs_root)
+        return load_pairs(pairs[: cfg.max_images] if cfg.get("max_images") else pairs, cfg.image_size)
     if cfg.split not in SPLITS:
-        raise ValueError(f"split={cfg.split!r} is not one of {', '.join(SPLITS)}")
+        raise ConfigError(f"split={cfg.split!r} is not one of {', '.join(SPLITS)}")
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("test")
@@ -49,7 +58,7 @@ def select_images(cfg: DictConfig) -> list[EvalImage]:
         [p for s in ("train", "val", "test") for p in splits[s]] if cfg.split == "all" else splits[cfg.split]
     )
     if not paths:
-        raise ValueError(f"the {cfg.split} split of the data config has no images")
+        raise ConfigError(f"the {cfg.split} split of the data config has no images")
     if cfg.get("max_images"):
         paths = paths[: cfg.max_images]
     images = load_images(paths, cfg.image_size)
@@ -58,53 +67,83 @@ def select_images(cfg: DictConfig) -> list[EvalImage]:
 
 
 def feature_metrics(cfg: DictConfig) -> FeatureMetrics | None:
-    if cfg.get("fid_inception_weights"):
-        path = Path(cfg.fid_inception_weights)
-        if not path.is_file():
-            raise MissingWeightsError(
-                f"fid_inception_weights={path}: file not found. Standard FID needs torch-fidelity's Inception "
-                "weights (pt_inception-2015-12-05-6726825d.pth) at that path; or drop the option to use the "
-                "always-available, non-standard VGG16 feature FID"
-            )
-        raise MissingWeightsError(
-            "standard Inception FID needs the torch-fidelity package, which needs torchvision; torchvision "
-            "cannot be installed beside the CPU torch build this project uses (see README). Drop "
-            "fid_inception_weights to use the non-standard VGG16 feature FID"
-        )
-    if cfg.get("lpips"):
-        raise MissingWeightsError(
-            "standard LPIPS needs torchvision and its pretrained AlexNet/VGG weights, which cannot be installed "
-            "or downloaded here; the non-standard VGG16 feature distance is reported instead (set lpips=false)"
-        )
+    """The non-standard VGG16 distance and feature FID (``vgg_weights``), labelled as such everywhere."""
     if cfg.get("vgg_weights") is None:
         return None
     weights = default_vgg16_weights_path() if cfg.vgg_weights == "default" else cfg.vgg_weights
     return FeatureMetrics(VGG16Features(layers=("relu1_2", "relu2_2", "relu3_3", "relu4_3"), weights=weights))
 
 
+def standard_metrics(cfg: DictConfig) -> StandardMetrics:
+    """FID and LPIPS when their weights are found (``auto``), required (``true``) or off (``false``)."""
+    return load_standard_metrics(
+        cfg.get("fid", "auto"),
+        cfg.get("lpips", "auto"),
+        cfg.get("fid_weights"),
+        {"alex": cfg.get("lpips_alex_weights"), "vgg": cfg.get("lpips_vgg_weights")},
+    )
+
+
+def worker_count(setting: object) -> int:
+    """``workers``: ``auto`` = one process per CPU core; 0 or 1 = in this process."""
+    if str(setting) == "auto":
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, int(setting))
+
+
+def header_notes(methods: list[Method], standard: StandardMetrics) -> list[str]:
+    """How networks were applied and where the standard metrics' weights came from, for the table header."""
+    notes = [f"{m.name}: {describe_strategy(m.inpaint)}" for m in methods if m.kind == "model"]
+    if standard.sources:
+        notes.append("standard metric weights: " + ", ".join(f"{k} {v}" for k, v in standard.sources.items()))
+    else:
+        notes.append("FID/LPIPS: no weights found (see README › Evaluate), columns left out")
+    return notes
+
+
 def run(cfg: DictConfig) -> dict[str, Path]:
     """Evaluate and write the outputs into ``paths.output_dir``; return their paths."""
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    methods = build_methods(list(cfg.methods), cfg.device)
+    methods = build_methods(list(cfg.methods), cfg.device, OmegaConf.to_container(cfg.get("inference") or {}))
     features = feature_metrics(cfg)
+    standard = standard_metrics(cfg)
     images = select_images(cfg)
-    log.info("evaluating %d methods on %d images", len(methods), len(images))
-    rows, grids = evaluate(images, methods, features, cfg.batch_size, cfg.sample_rows)
+    workers = worker_count(cfg.get("workers", "auto"))
+    log.info("evaluating %d methods on %d images (%d baseline workers)", len(methods), len(images), workers)
+    result = evaluate(images, methods, features, cfg.batch_size, cfg.sample_rows, standard, workers)
+    rows = result.rows
     label = features.distance_label if features else None
     fid = features.fid() if features else None
+    notes = header_notes(methods, standard)
     files = {
         "results": out / "results.csv",
         "summary": out / "summary.md",
         "plot": out / "metrics_vs_area.png",
     }
     write_csv(rows, files["results"])
-    files["summary"].write_text(summary_markdown(rows, label, fid, title=", ".join(m.name for m in methods)))
+    title = ", ".join(m.name for m in methods)
+    files["summary"].write_text(summary_markdown(rows, label, fid, title, result.fid, notes))
     plot_metrics_vs_area(rows, files["plot"], label)
-    grid_paths = write_grids(grids, out / "samples")
+    grid_paths = write_grids(result.grids, out / "samples")
+    standard_fid = {f"{method}/{mask_set}": value for (method, mask_set), value in result.fid.items()}
     (out / "fid.json").write_text(
-        json.dumps({"label": features.fid_label, "fid": fid} if fid else {}, indent=2)
+        json.dumps(
+            {
+                **({"label": features.fid_label, "fid": fid} if fid else {}),
+                **({"inception_fid": standard_fid} if standard_fid else {}),
+            },
+            indent=2,
+        )
     )
+    protocol = cfg.get("protocol")
+    if protocol:
+        files["protocol"] = out / "protocol.md"
+        files["protocol"].write_text(
+            protocol_markdown(
+                rows, result.fid, protocol.name, list(protocol.metrics), [protocol.note, *notes]
+            )
+        )
     _log_to_wandb(cfg, rows, files, grid_paths)
     log.info("wrote %s", ", ".join(str(p) for p in files.values()))
     return files
@@ -128,12 +167,13 @@ def _log_to_wandb(cfg: DictConfig, rows: list[dict], files: dict[str, Path], gri
         wandb.finish()
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    log.info("config:\n%s", OmegaConf.to_yaml(cfg))
+    print_run_header(cfg)
     with exit_on_user_error():
         run(cfg)
 
 
 if __name__ == "__main__":
+    exit_on_unknown_key("evaluate")
     main()

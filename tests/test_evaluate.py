@@ -18,10 +18,17 @@ from inpainting.train import train
 from tests.conftest import CONF_DIR, compose_config, write_tiny_images
 
 FAST = ["data=folder", "data.image_size=32", "masks_per_image=1", "mask_sets=[thick,area_10-20,area_30-40]"]
+FAST += [
+    "workers=1"
+]  # worker processes take seconds to start; test_two_runs_give_identical_numbers uses them
 
 
 @pytest.fixture
-def eval_config(tmp_path, image_folder):
+def eval_config(tmp_path, image_folder, monkeypatch):
+    # no metric weights anywhere: a machine with a torch.hub cache must not change what these tests see
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    monkeypatch.delenv("INPAINTING_METRIC_WEIGHTS", raising=False)
+
     def make(*overrides: str):
         return compose_config(
             tmp_path,
@@ -55,7 +62,9 @@ def test_baselines_end_to_end_write_csv_summary_plot_and_grids(eval_config):
 
 def test_two_runs_give_identical_numbers(eval_config, tmp_path):
     first = read_rows(run(eval_config("methods=[telea,patchmatch]"))["results"])
-    second_cfg = eval_config("methods=[telea,patchmatch]", f"paths.output_dir={tmp_path / 'again'}")
+    second_cfg = eval_config(
+        "methods=[telea,patchmatch]", "workers=2", f"paths.output_dir={tmp_path / 'again'}"
+    )
     second = read_rows(run(second_cfg)["results"])
     assert first == second
 
@@ -89,12 +98,9 @@ def test_checkpoint_method_and_model_name_check(eval_config, tiny_train_config):
         (["methods=[]"], ValueError, "methods is empty"),
         (["methods=[no_such_method]"], ValueError, "telea"),
         (["methods=[ckpt:/nonexistent/last.ckpt]"], FileNotFoundError, "/nonexistent/last.ckpt"),
-        (
-            ["fid_inception_weights=/nowhere/pt_inception.pth"],
-            MissingWeightsError,
-            "/nowhere/pt_inception.pth",
-        ),
-        (["lpips=true"], MissingWeightsError, "LPIPS"),
+        (["fid_weights=/nowhere/pt_inception.pth"], MissingWeightsError, "/nowhere/pt_inception.pth"),
+        (["fid=true"], MissingWeightsError, "pt_inception-2015-12-05-6726825d.pth.*torch_home"),
+        (["lpips=true"], MissingWeightsError, "LPIPS.*alexnet-owt-7be5be79.pth"),
     ],
 )
 def test_bad_input_is_a_clear_error(eval_config, overrides, error, match):

@@ -2,15 +2,24 @@
 
 Everything is judged on uint8 composites (what would be saved to disk), so a network and a classical
 baseline are compared on identical terms, and two runs on the same inputs give identical numbers.
+Networks run on predict's path (:func:`run_model`: the same output as ``inpainting.predict`` for the same
+image and mask, with equal-size crops batched); classical baselines run in worker processes (:class:`BaselinePool`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import multiprocessing
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -18,14 +27,19 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 
 from inpainting.data.images import ImageReadError, read_image_rgb, read_mask
 from inpainting.data.transforms import eval_transform
+from inpainting.errors import ConfigError, InputError
 from inpainting.evaluation.mask_sets import mask_set
-from inpainting.evaluation.methods import Method, ModelInpainter
-from inpainting.evaluation.metrics import area_bucket, image_metrics
+from inpainting.evaluation.methods import Method
+from inpainting.evaluation.metrics import area_bucket, fid_from_features, image_metrics
+from inpainting.evaluation.standard import StandardMetrics
+from inpainting.inference import Box, Inpainter, to_model_input, to_uint8
 from inpainting.models.vgg import VGG16Features, feature_distance, feature_distance_label
 
 log = logging.getLogger(__name__)
 
 METRICS = ("psnr", "ssim", "l1", "l1_hole")
+STANDARD_COLUMNS = ("lpips_alex", "lpips_vgg")
+ALL_SETS = "all"  # the FID key of all mask sets pooled
 
 
 @dataclass
@@ -47,14 +61,14 @@ def load_images(paths: Sequence[Path], image_size: int) -> list[EvalImage]:
             continue
         images.append(EvalImage(Path(path).stem, transform(image=array)["image"]))
     if not images:
-        raise ValueError(f"no readable images to evaluate among {len(paths)} files")
+        raise InputError(f"no readable images to evaluate among {len(paths)} files")
     return images
 
 
 def attach_mask_sets(images: list[EvalImage], names: Sequence[str], masks_per_image: int, seed: int) -> None:
     """Give image j masks ``j*k .. j*k+k-1`` of each named set: fixed, seeded, identical on every machine."""
     if masks_per_image < 1:
-        raise ValueError(f"masks_per_image must be a positive integer, got {masks_per_image}")
+        raise ConfigError(f"masks_per_image must be a positive integer, got {masks_per_image}")
     height, width = images[0].image.shape[:2]
     for name in names:
         masks = mask_set(name, len(images) * masks_per_image, height, width, seed=seed)
@@ -69,7 +83,7 @@ def load_pairs(pairs: Sequence[tuple[Path, Path]], image_size: int) -> list[Eval
     for image_path, mask_path in pairs:
         image, mask = read_image_rgb(image_path), read_mask(mask_path)
         if image.shape[:2] != mask.shape:
-            raise ValueError(
+            raise InputError(
                 f"mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} but image {image_path} is "
                 f"{image.shape[1]}x{image.shape[0]} (width x height): they must match"
             )
@@ -130,15 +144,144 @@ class PooledVGG(nn.Module):
         return self.vgg(images.float())["relu5_3"].mean(dim=(2, 3))
 
 
-def run_method(method: Method, images: np.ndarray, masks: np.ndarray, batch_size: int) -> np.ndarray:
-    """Composites for ``N`` images: networks in batches, classical methods one image at a time."""
-    if isinstance(method.inpaint, ModelInpainter):
-        parts = [
-            method.inpaint.batch(images[i : i + batch_size], masks[i : i + batch_size])
-            for i in range(0, len(images), batch_size)
-        ]
-        return np.concatenate(parts)
-    return np.stack([method.inpaint(image, mask) for image, mask in zip(images, masks, strict=True)])
+def _apply(
+    fn: Callable[[np.ndarray, np.ndarray], np.ndarray], image: np.ndarray, mask: np.ndarray
+) -> np.ndarray:
+    """One baseline call in a worker process, single-threaded (the parallelism is across processes)."""
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+    cv2.setNumThreads(1)
+    return fn(image, mask)
+
+
+def _warm_up() -> None:
+    """Import the baselines' modules in a fresh worker (seconds on a loaded machine: the package imports torch)."""
+    import inpainting.evaluation.baselines  # noqa: F401
+
+
+class BaselinePool:
+    """Worker processes for the classical baselines (CPU-bound, one image per call, no shared state).
+
+    Reused for every method and set; ``workers <= 1`` runs in this process. ``spawn`` children: forking a process
+    whose torch/OpenMP threads have run can deadlock. :meth:`start` brings the workers up (and logs how long that
+    took) before anything is timed, so the progress estimates measure the methods only.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = max(1, int(workers))
+        self._pool: ProcessPoolExecutor | None = None
+
+    def start(self) -> None:
+        if self.workers <= 1 or self._pool is not None:
+            return
+        started = time.perf_counter()
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        for future in [self._pool.submit(_warm_up) for _ in range(self.workers)]:
+            future.result()
+        log.info(
+            "started %d baseline worker processes in %.1f s", self.workers, time.perf_counter() - started
+        )
+
+    def map(self, fn: Callable, images: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        if self.workers <= 1 or len(images) < 2:
+            return np.stack([fn(image, mask) for image, mask in zip(images, masks, strict=True)])
+        self.start()
+        chunk = max(1, len(images) // (4 * self.workers))
+        return np.stack(list(self._pool.map(_apply, repeat(fn), images, masks, chunksize=chunk)))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+
+def run_model(inpainter: Inpainter, images: np.ndarray, masks: np.ndarray, batch_size: int) -> np.ndarray:
+    """What ``inpainter(image, mask)`` returns for each pair (predict's path), with equal-size crops batched.
+
+    The regions, crops, conversion and paste-back are the Inpainter's own; only the network calls are grouped:
+    crops of the same shape go through the model together (``batch_size`` at a time). An image with a region
+    larger than ``max_side`` (downscaled by the Inpainter) is passed to the Inpainter as it is.
+    """
+    results = images.copy()
+    limit = inpainter.max_side if inpainter.strategy != "full" else None
+    groups: dict[tuple[int, int], list[tuple[int, Box, np.ndarray]]] = defaultdict(list)
+    for i, (image, mask) in enumerate(zip(images, masks, strict=True)):
+        holes = mask != 0
+        if not holes.any():
+            continue
+        boxes = [box for box in inpainter.regions(holes) if holes[box[0] : box[2], box[1] : box[3]].any()]
+        if limit is not None and any(max(b - t, r - left) > limit for t, left, b, r in boxes):
+            results[i] = inpainter(image, mask)
+            continue
+        for box in boxes:
+            crop_holes = holes[box[0] : box[2], box[1] : box[3]]
+            groups[crop_holes.shape].append((i, box, crop_holes))
+    for jobs in groups.values():
+        for start in range(0, len(jobs), batch_size):
+            chunk = jobs[start : start + batch_size]
+            crops = np.stack([images[i][t:b, left:r] for i, (t, left, b, r), _ in chunk])
+            holes = np.stack([h for _, _, h in chunk])
+            filled = to_uint8(inpainter.model(*to_model_input(crops, holes)))
+            for (i, (t, left, b, r), crop_holes), out in zip(chunk, filled, strict=True):
+                view = results[i][t:b, left:r]
+                view[crop_holes] = out[crop_holes]
+    return results
+
+
+def run_method(
+    method: Method, images: np.ndarray, masks: np.ndarray, batch_size: int, pool: BaselinePool | None = None
+) -> np.ndarray:
+    """Composites for ``N`` images: networks batched on predict's path, baselines in worker processes."""
+    if isinstance(method.inpaint, Inpainter):
+        return run_model(method.inpaint, images, masks, batch_size)
+    return (pool or BaselinePool(1)).map(method.inpaint, images, masks)
+
+
+class ProgressLog:
+    """One log line per (method, mask set) with the time it took and an estimate of the time left.
+
+    The estimate multiplies the pairs still to do by each method's measured seconds per pair (the mean over
+    measured methods for one not yet run), so it settles after every method has run once.
+    """
+
+    def __init__(self, methods: Sequence[str], pairs_per_set: Sequence[int]) -> None:
+        self.total = {m: sum(pairs_per_set) for m in methods}
+        self.done = dict.fromkeys(methods, 0)
+        self.seconds = dict.fromkeys(methods, 0.0)
+        self.start = time.perf_counter()
+        self.steps, self.step = len(methods) * len(pairs_per_set), 0
+
+    def update(self, method: str, set_name: str, pairs: int, seconds: float) -> str:
+        self.step += 1
+        self.done[method] += pairs
+        self.seconds[method] += seconds
+        rates = {m: self.seconds[m] / self.done[m] for m in self.done if self.done[m]}
+        mean = sum(rates.values()) / len(rates)
+        left = sum((self.total[m] - self.done[m]) * rates.get(m, mean) for m in self.total)
+        line = (
+            f"[{self.step}/{self.steps}] {method} on {set_name}: {pairs} pairs in {seconds:.1f} s "
+            f"({seconds / max(pairs, 1):.2f} s/pair); elapsed {_clock(time.perf_counter() - self.start)}, "
+            f"about {_clock(left)} left"
+        )
+        log.info(line)
+        return line
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+@dataclass
+class EvalResult:
+    """Rows (one per image x mask x method), sample composites per set, FID per (method, set) and pooled."""
+
+    rows: list[dict]
+    grids: dict[str, dict[str, np.ndarray]]
+    fid: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def __iter__(self):  # rows, grids = evaluate(...) keeps working
+        return iter((self.rows, self.grids))
 
 
 def evaluate(
@@ -147,53 +290,85 @@ def evaluate(
     features: FeatureMetrics | None = None,
     batch_size: int = 8,
     keep_outputs: int = 4,
-) -> tuple[list[dict], dict[str, dict[str, np.ndarray]]]:
+    standard: StandardMetrics | None = None,
+    workers: int = 1,
+) -> EvalResult:
     """Evaluate every method on every (image, mask) pair.
 
-    Returns rows (image, mask_set, mask_index, hole_fraction, bucket, method, metrics...) and, per mask set,
-    the first ``keep_outputs`` composites of each method for sample grids (plus "input" and "ground truth").
+    Returns rows (image, mask_set, mask_index, hole_fraction, bucket, method, metrics...), per mask set the
+    first ``keep_outputs`` composites of each method for sample grids (plus "input" and "ground truth"), and,
+    when ``standard`` has the Inception network, FID per (method, set) and per (method, "all") over all sets.
     """
     rows: list[dict] = []
     grids: dict[str, dict[str, np.ndarray]] = {}
-    for set_name in images[0].masks:
-        entries = [(item, k, m) for item in images for k, m in enumerate(item.masks[set_name])]
-        truth = np.stack([item.image for item, _, _ in entries])
-        masks = np.stack([m for _, _, m in entries]).astype(np.uint8)
-        fractions = masks.reshape(len(masks), -1).mean(axis=1, dtype=np.float64)
-        target = _to_unit(truth)
-        mask_t = torch.from_numpy(masks[:, None].astype(np.float32))
-        grids[set_name] = {
-            "input": np.where(masks[:keep_outputs, ..., None] != 0, 255, truth[:keep_outputs]).astype(
-                np.uint8
-            ),
-            "ground truth": truth[:keep_outputs],
-        }
-        for method in methods:
-            log.info("evaluating %s on %s (%d pairs)", method.name, set_name, len(entries))
-            outputs = run_method(method, truth, masks, batch_size)
-            grids[set_name][method.name] = outputs[:keep_outputs]
-            pred = _to_unit(outputs)
-            values = {k: v.double().numpy() for k, v in image_metrics(pred, target, mask_t).items()}
-            distance = None
-            if features is not None:
-                chunks = [
-                    features.distance(pred[i : i + batch_size], target[i : i + batch_size])
-                    for i in range(0, len(pred), batch_size)
-                ]
-                distance = torch.cat(chunks).double().numpy() if chunks[0] is not None else None
-                for i in range(0, len(pred), batch_size):
-                    features.update_fid(method.name, pred[i : i + batch_size], target[i : i + batch_size])
-            for i, (item, k, _) in enumerate(entries):
-                row = {
-                    "image": item.name,
-                    "mask_set": set_name,
-                    "mask_index": k,
-                    "hole_fraction": round(float(fractions[i]), 6),
-                    "bucket": area_bucket(float(fractions[i])),
-                    "method": method.name,
-                    **{name: float(values[name][i]) for name in METRICS},
-                }
-                if distance is not None:
-                    row["feature_distance"] = float(distance[i])
-                rows.append(row)
-    return rows, grids
+    set_names = list(images[0].masks)
+    progress = ProgressLog(
+        [m.name for m in methods], [sum(len(i.masks[s]) for i in images) for s in set_names]
+    )
+    use_fid = standard is not None and standard.inception is not None
+    fake_features: dict[str, list[np.ndarray]] = defaultdict(list)
+    real_features: list[np.ndarray] = []
+    fid: dict[tuple[str, str], float] = {}
+    pool = BaselinePool(workers)
+    try:
+        if any(not isinstance(m.inpaint, Inpainter) for m in methods):
+            pool.start()
+        for set_name in set_names:
+            entries = [(item, k, m) for item in images for k, m in enumerate(item.masks[set_name])]
+            truth = np.stack([item.image for item, _, _ in entries])
+            masks = np.stack([m for _, _, m in entries]).astype(np.uint8)
+            fractions = masks.reshape(len(masks), -1).mean(axis=1, dtype=np.float64)
+            target = _to_unit(truth)
+            mask_t = torch.from_numpy(masks[:, None].astype(np.float32))
+            real = standard.inception_features(truth, batch_size) if use_fid else None
+            if real is not None:
+                real_features.append(real)
+            grids[set_name] = {
+                "input": np.where(masks[:keep_outputs, ..., None] != 0, 255, truth[:keep_outputs]).astype(
+                    np.uint8
+                ),
+                "ground truth": truth[:keep_outputs],
+            }
+            for method in methods:
+                started = time.perf_counter()
+                outputs = run_method(method, truth, masks, batch_size, pool)
+                grids[set_name][method.name] = outputs[:keep_outputs]
+                pred = _to_unit(outputs)
+                values = {k: v.double().numpy() for k, v in image_metrics(pred, target, mask_t).items()}
+                if standard is not None:
+                    values.update(standard.lpips_distances(pred, target, batch_size))
+                if real is not None:
+                    fake = standard.inception_features(outputs, batch_size)
+                    fake_features[method.name].append(fake)
+                    fid[(method.name, set_name)] = fid_from_features(fake, real)
+                distance = None
+                if features is not None:
+                    chunks = [
+                        features.distance(pred[i : i + batch_size], target[i : i + batch_size])
+                        for i in range(0, len(pred), batch_size)
+                    ]
+                    distance = torch.cat(chunks).double().numpy() if chunks[0] is not None else None
+                    for i in range(0, len(pred), batch_size):
+                        features.update_fid(method.name, pred[i : i + batch_size], target[i : i + batch_size])
+                columns = [name for name in (*METRICS, *STANDARD_COLUMNS) if name in values]
+                for i, (item, k, _) in enumerate(entries):
+                    row = {
+                        "image": item.name,
+                        "mask_set": set_name,
+                        "mask_index": k,
+                        "hole_fraction": round(float(fractions[i]), 6),
+                        "bucket": area_bucket(float(fractions[i])),
+                        "method": method.name,
+                        **{name: float(values[name][i]) for name in columns},
+                    }
+                    if distance is not None:
+                        row["feature_distance"] = float(distance[i])
+                    rows.append(row)
+                progress.update(method.name, set_name, len(entries), time.perf_counter() - started)
+    finally:
+        pool.close()
+    if use_fid and len(set_names) > 1:
+        real_all = np.concatenate(real_features)
+        for name, parts in fake_features.items():
+            fid[(name, ALL_SETS)] = fid_from_features(np.concatenate(parts), real_all)
+    return EvalResult(rows, grids, fid)

@@ -1,26 +1,36 @@
 """Evaluation methods behind one interface: ``method(image uint8 HxWx3, mask uint8 HxW) -> uint8 HxWx3``.
 
 A method spec is a classical baseline's plain name (``telea``, ``navier_stokes``, ``biharmonic``,
-``patchmatch``) or a trained checkpoint: ``ckpt:PATH``, optionally named ``NAME@ckpt:PATH``. When NAME
-is a ``conf/model`` option (``sa_unet``, ``unet``), the checkpoint must hold that network, so a table
-never shows one model's numbers under another's name.
+``patchmatch``, ``push_pull``, ``harmonic``), ``default`` (the shipped model,
+:func:`inpainting.inference.checkpoint.default_weights_path`), or a trained or exported model: ``ckpt:PATH``,
+optionally named ``NAME@ckpt:PATH`` (a training .ckpt, generator .pt, TorchScript or ONNX file). When NAME is a
+``conf/model`` option (``sa_unet``, ``unet``), the checkpoint must hold that network, so a table never shows one
+model's numbers under another's name.
+
+Models run through :class:`inpainting.inference.Inpainter`, the object ``python -m inpainting.predict`` uses,
+with predict's defaults (``strategy=crop``, ``margin=128``, ``max_side=1024``), so the evaluator scores exactly
+what predict writes for the same image and mask.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from omegaconf import OmegaConf
-from torch import nn
 
-from inpainting.evaluation.baselines import BASELINES, Inpainter, get_baseline
-from inpainting.inference import from_module, to_model_input, to_uint8
-from inpainting.inference.checkpoint import CheckpointError, load_generator
+from inpainting.errors import ConfigError
+from inpainting.evaluation.baselines import BASELINES, get_baseline
+from inpainting.inference import Inpainter, load_model
+from inpainting.inference.checkpoint import CheckpointError, default_weights_path
 from inpainting.resources import conf_dir
 
 CKPT_PREFIX = "ckpt:"
+DEFAULT_METHOD = "default"
+#: predict's defaults (conf/predict.yaml; a test checks they agree)
+PREDICT_STRATEGY = {"strategy": "crop", "max_side": 1024, "margin": 128}
 MODEL_CONF_DIR = conf_dir() / "model"
 # config keys that make two networks of the same class different models (sa_unet vs unet)
 ARCHITECTURE_KEYS = ("_target_", "attention", "attention_in", "kv_pool", "mask_aware")
@@ -29,27 +39,18 @@ ARCHITECTURE_KEYS = ("_target_", "attention", "attention_in", "kv_pool", "mask_a
 @dataclass
 class Method:
     name: str
-    inpaint: Inpainter
+    inpaint: Callable[
+        [np.ndarray, np.ndarray], np.ndarray
+    ]  # a baseline, or an inference.Inpainter for models
     kind: str  # "baseline" | "model"
 
 
-class ModelInpainter:
-    """Runs a generator on uint8 images, returning the uint8 composite (known pixels bit-identical).
-
-    The same conversion and padding path as ``python -m inpainting.predict`` (inpainting.inference), in batches.
-    """
-
-    def __init__(self, net: nn.Module, device: str = "cpu") -> None:
-        self.model = from_module(net, device)
-
-    def __call__(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return self.batch(image[None], mask[None])[0]
-
-    def batch(self, images: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        """``N x H x W x 3`` uint8 images and ``N x H x W`` masks -> ``N x H x W x 3`` uint8 composites."""
-        holes = masks != 0
-        filled = to_uint8(self.model(*to_model_input(images, holes)))
-        return np.where(holes[..., None], filled, images).astype(np.uint8)
+def describe_strategy(inpainter: Inpainter) -> str:
+    """What the table header says about how a model was applied."""
+    limit = inpainter.max_side or "none"
+    if inpainter.strategy == "crop":
+        return f"predict's path: strategy=crop, margin={inpainter.margin}, max_side={limit}"
+    return f"predict's path: strategy={inpainter.strategy}, max_side={limit}"
 
 
 def _model_option_config(name: str) -> dict | None:
@@ -79,33 +80,42 @@ def check_model_name(name: str, ckpt: str, model_config: dict) -> None:
             )
 
 
-def build_method(spec: str, device: str = "cpu") -> Method:
+def build_method(spec: str, device: str = "cpu", inference: dict | None = None) -> Method:
     """Parse one method spec (see the module docstring) into a :class:`Method`."""
     name, _, rest = spec.partition("@") if "@" in spec else ("", "", spec)
+    options = {**PREDICT_STRATEGY, **(inference or {})}
+    if rest == DEFAULT_METHOD:
+        model = load_model(None, device)
+        return Method(name or DEFAULT_METHOD, Inpainter(model, **options), "model")
     if rest.startswith(CKPT_PREFIX):
         ckpt = rest[len(CKPT_PREFIX) :]
-        net, config = load_generator(ckpt)
+        model = load_model(ckpt, device)
         name = name or Path(ckpt).resolve().parent.parent.name or Path(ckpt).stem
-        check_model_name(name, ckpt, config["model"])
-        return Method(name, ModelInpainter(net, device), "model")
+        model_config = model.info.get("model")
+        if isinstance(model_config, dict):
+            check_model_name(name, ckpt, model_config)
+        return Method(name, Inpainter(model, **options), "model")
     if rest in BASELINES:
         return Method(name or rest, get_baseline(rest), "baseline")
-    raise ValueError(
-        f"unknown method {spec!r}: use a baseline name ({', '.join(BASELINES)}) or ckpt:PATH / NAME@ckpt:PATH"
+    raise ConfigError(
+        f"unknown method {spec!r}: use a baseline name ({', '.join(BASELINES)}), {DEFAULT_METHOD!r} (the shipped "
+        f"model, {default_weights_path()}) or ckpt:PATH / NAME@ckpt:PATH"
     )
 
 
-def build_methods(specs: list[str] | None, device: str = "cpu") -> list[Method]:
+def build_methods(
+    specs: list[str] | None, device: str = "cpu", inference: dict | None = None
+) -> list[Method]:
     if not specs:
-        raise ValueError(
+        raise ConfigError(
             f"methods is empty: give at least one, e.g. methods=[telea,ckpt:logs/.../last.ckpt] "
             f"(baselines: {', '.join(BASELINES)})"
         )
-    methods = [build_method(str(spec), device) for spec in specs]
+    methods = [build_method(str(spec), device, inference) for spec in specs]
     names = [m.name for m in methods]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise ValueError(
+        raise ConfigError(
             f"methods have duplicate names {duplicates}: name them, e.g. a@ckpt:PATH b@ckpt:PATH"
         )
     return methods

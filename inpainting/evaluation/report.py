@@ -13,13 +13,32 @@ from matplotlib.figure import Figure  # object API: no global backend switch (no
 
 from inpainting.evaluation.metrics import AREA_LABELS, mean_ci
 
-HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "l1": False, "l1_hole": False, "feature_distance": False}
+HIGHER_IS_BETTER = {
+    "psnr": True,
+    "ssim": True,
+    "l1": False,
+    "l1_hole": False,
+    "lpips_alex": False,
+    "lpips_vgg": False,
+    "feature_distance": False,
+}
 TITLES = {
     "psnr": "PSNR (dB) ↑",
     "ssim": "SSIM ↑",
     "l1": "L1, whole image ↓",
     "l1_hole": "L1 inside the hole ↓",
+    "lpips_alex": "LPIPS v0.1, AlexNet ↓",
+    "lpips_vgg": "LPIPS v0.1, VGG16 ↓",
 }
+SHORT = {
+    "fid": "FID ↓",
+    "lpips_alex": "LPIPS-alex ↓",
+    "lpips_vgg": "LPIPS-vgg ↓",
+    "psnr": "PSNR ↑",
+    "ssim": "SSIM ↑",
+}
+SHORT.update({"l1": "L1 ↓", "l1_hole": "L1 hole ↓"})
+FID_TITLE = "FID (Inception-v3 pool features, 2015 TF weights) ↓"
 
 
 def metric_columns(rows: Sequence[dict]) -> list[str]:
@@ -57,13 +76,37 @@ def _table(rows: Sequence[dict], key: str, columns: Sequence[str], metric: str) 
     return lines
 
 
+def fid_table(rows: Sequence[dict], fid: dict[tuple[str, str], float]) -> list[str]:
+    """Method x mask set (and all sets pooled) FID, with the sample count each cell was computed from."""
+    sets = list(dict.fromkeys(row["mask_set"] for row in rows))
+    columns = [*sets, "all"] if any(key[1] == "all" for key in fid) else sets
+    counts = _group(rows, "mask_set", "psnr")
+    methods = list(dict.fromkeys(row["method"] for row in rows))
+    sizes = {s: len(counts[(methods[0], s)]) for s in sets} | {
+        "all": sum(len(counts[(methods[0], s)]) for s in sets)
+    }
+    lines = [
+        "| method | " + " | ".join(f"{c} (n={sizes[c]})" for c in columns) + " |",
+        "|---" * (len(columns) + 1) + "|",
+    ]
+    for method in methods:
+        cells = [f"{fid[(method, c)]:.2f}" if (method, c) in fid else "-" for c in columns]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def summary_markdown(
     rows: Sequence[dict],
     feature_label: str | None = None,
     fid: dict[str, float] | None = None,
     title: str = "",
+    standard_fid: dict[tuple[str, str], float] | None = None,
+    notes: Sequence[str] = (),
 ) -> str:
-    """Per metric: method x mask set and method x hole-area bucket tables of mean ± 95% CI."""
+    """Per metric: method x mask set and method x hole-area bucket tables of mean ± 95% CI; standard FID per set.
+
+    ``notes`` are printed under the header (how networks were applied, where metric weights came from).
+    """
     sets = list(dict.fromkeys(row["mask_set"] for row in rows))
     buckets = [b for b in AREA_LABELS if any(row["bucket"] == b for row in rows)]
     counts = _group(rows, "mask_set", "psnr")
@@ -75,6 +118,15 @@ def summary_markdown(
         + ". Cells: mean ± 95% confidence half-width (Student's t). Metrics on the uint8 composite in [0, 1]; "
         "buckets are the hole fraction of each mask, [lo, hi) (partial-convolution protocol)."
     )
+    lines += ["", *[f"- {note}" for note in notes]] if notes else []
+    if standard_fid:
+        lines += ["", f"## {FID_TITLE}", ""]
+        lines += [
+            "Composites vs the ground-truth images of the same set; n = images per side. FID is biased upwards "
+            "for small n, so compare cells with the same n only.",
+            "",
+        ]
+        lines += fid_table(rows, standard_fid)
     for metric in metric_columns(rows):
         name = TITLES.get(metric, f"{feature_label} ↓" if metric == "feature_distance" else metric)
         lines += ["", f"## {name}", "", "By mask set:", ""]
@@ -88,6 +140,41 @@ def summary_markdown(
         lines += ["", f"## FID on {label} — non-standard, not Inception FID ↓", ""]
         lines += ["| method | FID (all mask sets pooled) |", "|---|---|"]
         lines += [f"| {m} | {v:.2f} |" for m, v in fid.items()]
+    return "\n".join(lines) + "\n"
+
+
+def protocol_markdown(
+    rows: Sequence[dict],
+    fid: dict[tuple[str, str], float],
+    name: str,
+    metrics: Sequence[str],
+    notes: Sequence[str] = (),
+) -> str:
+    """The paper's layout: one row per method, for each mask set the protocol's metrics side by side (means).
+
+    Metrics whose weights are missing are left out and said so; intervals are in summary.md.
+    """
+    sets = list(dict.fromkeys(row["mask_set"] for row in rows))
+    methods = list(dict.fromkeys(row["method"] for row in rows))
+    present = [m for m in metrics if (m == "fid" and fid) or (m != "fid" and m in rows[0])]
+    missing = [m for m in metrics if m not in present]
+    header = "| method | " + " | ".join(f"{s} {SHORT.get(m, m)}" for s in sets for m in present) + " |"
+    lines = [f"# Protocol: {name}", "", *[f"- {note}" for note in notes]]
+    if missing:
+        lines.append(f"- left out (weights missing, see README › Evaluate): {', '.join(missing)}")
+    lines += ["- cells are means over all pairs of the set; 95% intervals per metric are in summary.md", ""]
+    lines += [header, "|---" * (len(sets) * len(present) + 1) + "|"]
+    for method in methods:
+        cells = []
+        for s in sets:
+            for m in present:
+                if m == "fid":
+                    cells.append(f"{fid[(method, s)]:.2f}" if (method, s) in fid else "-")
+                else:
+                    values = [r[m] for r in rows if r["method"] == method and r["mask_set"] == s]
+                    digits = 2 if m == "psnr" else 4
+                    cells.append(f"{np.mean(values):.{digits}f}" if values else "-")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
