@@ -9,6 +9,10 @@ Turns a training checkpoint (or a generator file) into something that ships:
   graph is valid at any H x W: checked after export against eager PyTorch at two other sizes.
 * ``onnx``: ``torch.onnx.export(dynamo=True)`` with dynamic batch, height and width (opset 18), one
   self-contained file; checked with onnxruntime against PyTorch at two sizes when onnxruntime is installed.
+  Global attention is exported as an ONNX ``Loop`` over blocks of query rows whose score matrix stays under
+  ``EXPORT_SCORE_BUDGET`` elements (:func:`inpainting.models.attention.export_attention`): opset 18 has no attention
+  op, and a plain MatMul + Softmax would build the whole ``queries x keys`` matrix, 7 GB per head for a
+  2048x1536 photo's crop. Window attention stays MatMul + Softmax (64 x 64 scores per window).
 
 Exported TorchScript/ONNX files carry a JSON header (format, version, model config, padding multiple), so
 ``predict`` recognises them and refuses files of another format version with a clear message.
@@ -42,6 +46,7 @@ from inpainting.inference import (
     pad_multiple,
 )
 from inpainting.inference.checkpoint import CheckpointError, load_generator, read_checkpoint, save_generator
+from inpainting.models.attention import EXPORT_SCORE_BUDGET, export_attention
 
 log = logging.getLogger(__name__)
 
@@ -160,10 +165,17 @@ def export_onnx(
     path: str | Path,
     metadata: dict[str, Any] | None = None,
     check: bool = True,
+    score_budget: int = EXPORT_SCORE_BUDGET,
 ) -> Path:
-    """Export with dynamic batch/height/width (dynamo exporter, opset 18), one file; checked with onnxruntime."""
+    """Export with dynamic batch/height/width (dynamo exporter, opset 18), one file; checked with onnxruntime.
+
+    ``score_budget``: most attention scores (batch x heads x query rows x keys) global attention holds at once;
+    0 exports plain MatMul + Softmax over the whole score matrix (the previous export, kept for comparison).
+    """
     import onnx
     from torch.export import Dim
+
+    from inpainting.models.attention_onnx import onnx_translations
 
     path = Path(path)
     padded = PaddedGenerator(net.eval()).eval()
@@ -171,7 +183,12 @@ def export_onnx(
     inputs = example_inputs(2, *trace_size(net))
     # Dim.DYNAMIC, not named Dims: export infers the relations itself (named Dims fail for the no-attention net)
     dims = {0: Dim.DYNAMIC, 2: Dim.DYNAMIC, 3: Dim.DYNAMIC}
-    with _atomic_path(path) as tmp, warnings.catch_warnings(), _quiet_onnx_logs():
+    with (
+        _atomic_path(path) as tmp,
+        warnings.catch_warnings(),
+        _quiet_onnx_logs(),
+        export_attention(padded, score_budget),
+    ):
         warnings.simplefilter("ignore")
         torch.onnx.export(
             padded,
@@ -183,6 +200,7 @@ def export_onnx(
             input_names=["masked_image", "mask"],
             output_names=["output"],
             dynamic_shapes={"masked_image": dims, "mask": dims},
+            custom_translation_table=onnx_translations(),
             verbose=False,
         )
         proto = onnx.load(str(tmp))

@@ -245,7 +245,10 @@ class SelfAttention2d(nn.Module):
     def _key_grid(self, h: int, w: int) -> tuple[int, int]:
         """Pooled key grid: ``kv_pool``-times smaller than the map, at most ``kv_grid`` per side when capped."""
         hk, wk = -(-h // self.kv_pool), -(-w // self.kv_pool)
-        if self.kv_grid:  # sym_min: no shape guard when exported with dynamic sizes
+        if self.kv_grid:
+            if isinstance(hk, Tensor):  # torch.jit.trace records sizes as tensors
+                return hk.clamp(max=self.kv_grid), wk.clamp(max=self.kv_grid)
+            # sym_min: no shape guard (specialisation) when torch.export traces dynamic sizes
             hk, wk = torch.sym_min(hk, self.kv_grid), torch.sym_min(wk, self.kv_grid)
         return hk, wk
 
