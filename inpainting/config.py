@@ -167,6 +167,17 @@ def is_user_error(error: BaseException) -> bool:
     return False
 
 
+def user_error_message(error: BaseException) -> str:
+    """One line: the error itself, or for a config object that failed to build, what its constructor said and
+    which config node it was (Hydra's own message is three lines around the same facts)."""
+    cause = error.__cause__
+    if isinstance(error, InstantiationException) and cause is not None:
+        key = re.search(r"full_key: (\S+)", str(error))
+        where = f" (config `{key.group(1)}`)" if key else ""
+        return f"{type(cause).__name__}: {cause}{where}"
+    return f"{type(error).__name__}: {error}"
+
+
 def _remove_if_empty_run_dir() -> None:
     """A run that failed on its config wrote nothing worth keeping: remove its run dir (only Hydra's files)."""
     if not HydraConfig.initialized():
@@ -196,7 +207,7 @@ def exit_on_user_error() -> Iterator[None]:
     except Exception as error:
         if not is_user_error(error):
             raise
-        log.error("%s: %s", type(error).__name__, error)
+        log.error("%s", user_error_message(error))
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         _remove_if_empty_run_dir()

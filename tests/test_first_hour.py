@@ -46,8 +46,9 @@ def test_unknown_key_hint_top_level_and_nested():
 def test_config_error_is_one_line_and_leaves_no_run_dir(tmp_path):
     proc = run_cli(["data.image_size=-1", "logger=none"], cwd=tmp_path)
     assert proc.returncode == 1
-    assert "image_size must be a positive integer" in proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stdout + proc.stderr
+    output = proc.stdout + proc.stderr
+    assert "ValueError: image_size must be a positive integer" in output and "(config `data`)" in output
+    assert "Traceback" not in output and "InstantiationException" not in output
     assert _run_dirs(tmp_path) == []
     assert not (tmp_path / "logs").exists()  # the parents it created are gone too
 
