@@ -190,3 +190,22 @@ def test_protocol_without_weights_says_what_was_left_out(tmp_path, image_folder,
     assert "left out (weights missing, see README › Evaluate): lpips_alex, fid" in protocol
     assert "| method | area_10-20 L1 ↓ | area_10-20 PSNR ↑ | area_10-20 SSIM ↑ |" in protocol
     assert len(read_rows(files["results"])) == 3
+
+
+@pytest.mark.parametrize("cache_bytes", [2 << 30, 0])
+def test_vgg_distance_with_cached_truth_features_equals_feature_distance(cache_bytes):
+    """Ground-truth features computed once per set (or recomputed when over the cache) give feature_distance."""
+    from inpainting.evaluation.evaluator import FeatureMetrics, _to_unit
+    from inpainting.models.vgg import VGG16Features, feature_distance
+
+    torch.manual_seed(0)
+    vgg = VGG16Features(layers=FeatureMetrics.DISTANCE_LAYERS)
+    metrics = FeatureMetrics(vgg, cache_bytes=cache_bytes)
+    truth = _to_unit(photos(3, 32, seed=2))
+    owners = np.array([0, 0, 1, 2, 2])
+    pred = _to_unit(photos(5, 32, seed=3))
+    metrics.begin_set(truth, owners, batch_size=2)
+    distances = metrics.update("m", pred, batch_size=2)
+    expected = feature_distance(pred, truth[torch.from_numpy(owners)], vgg)
+    np.testing.assert_allclose(distances, expected.double().numpy(), rtol=1e-5, atol=1e-7)
+    assert set(metrics.fid()) == {"m"}

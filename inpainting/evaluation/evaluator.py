@@ -22,8 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from torch import Tensor, nn
-from torchmetrics.image.fid import FrechetInceptionDistance
+from torch import Tensor
 
 from inpainting.data.images import ImageReadError, read_image_rgb, read_mask
 from inpainting.data.transforms import eval_transform
@@ -33,7 +32,7 @@ from inpainting.evaluation.methods import Method
 from inpainting.evaluation.metrics import area_bucket, fid_from_features, image_metrics
 from inpainting.evaluation.standard import StandardMetrics
 from inpainting.inference import Box, Inpainter, to_model_input, to_uint8
-from inpainting.models.vgg import VGG16Features, feature_distance, feature_distance_label
+from inpainting.models.vgg import VGG16Features, feature_distance_label
 
 log = logging.getLogger(__name__)
 
@@ -99,49 +98,85 @@ def _to_unit(batch: np.ndarray) -> Tensor:
 
 
 class FeatureMetrics:
-    """Optional feature-space measures. The VGG16 ones are labelled non-standard wherever printed."""
+    """The non-standard VGG16 distance and VGG feature FID, labelled as such wherever printed.
 
-    def __init__(self, vgg: VGG16Features | None, standard_fid: nn.Module | None = None) -> None:
-        self.vgg = vgg
+    One VGG16 pass per image gives both: the distance layers (relu1_2 ... relu4_3, :func:`feature_distance`'s
+    formula) and relu5_3 averaged over positions (a 512-d descriptor for the Fréchet distance). The ground-truth
+    images of a mask set go through the network once per set (:meth:`begin_set`), not once per method, while
+    their features fit in ``cache_bytes``.
+    """
+
+    DISTANCE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+
+    def __init__(self, vgg: VGG16Features | None, cache_bytes: int = 2 << 30) -> None:
         self.distance_label = feature_distance_label(vgg) if vgg is not None else None
         self.fid_label = (
             f"FID on {self.distance_label.split(' feature')[0]} relu5_3 features (non-standard, not Inception FID)"
-            if vgg is not None
+            if self.distance_label
             else None
         )
-        self.standard_fid = standard_fid
-        self._fid: dict[str, FrechetInceptionDistance] = {}
+        self.vgg = None
+        if vgg is not None:
+            self.vgg = VGG16Features(layers=(*self.DISTANCE_LAYERS, "relu5_3"))
+            self.vgg.load_state_dict(vgg.state_dict())
+        self.cache_bytes = cache_bytes
+        self._truth: list[dict[str, Tensor]] | None = None
+        self._owners: np.ndarray | None = None
+        self._real: list[np.ndarray] = []
+        self._fake: dict[str, list[np.ndarray]] = defaultdict(list)
 
-    def distance(self, pred: Tensor, target: Tensor) -> Tensor | None:
-        if self.vgg is None:
-            return None
-        with torch.no_grad():
-            return feature_distance(pred, target, self.vgg)
+    @torch.no_grad()
+    def _features(self, images: Tensor) -> dict[str, Tensor]:
+        return self.vgg(images.float())
 
-    def update_fid(self, method: str, pred: Tensor, target: Tensor) -> None:
+    def begin_set(self, truth: Tensor, owners: np.ndarray, batch_size: int) -> None:
+        """Features of a set's distinct ground-truth images ``truth``; pair ``i`` shows image ``owners[i]``."""
         if self.vgg is None:
             return
-        if method not in self._fid:
-            self._fid[method] = FrechetInceptionDistance(feature=PooledVGG(self.vgg), normalize=True)
-        with torch.no_grad():
-            self._fid[method].update(target, real=True)
-            self._fid[method].update(pred, real=False)
+        per_image = sum(
+            c * truth.shape[-2] * truth.shape[-1] // 4**k * 4 for k, c in enumerate((64, 128, 256, 512))
+        )
+        chunks = [self._features(truth[i : i + batch_size]) for i in range(0, len(truth), batch_size)]
+        pooled = torch.cat([c["relu5_3"].mean(dim=(2, 3)) for c in chunks]).double().numpy()
+        self._real.append(pooled[owners])
+        keep = per_image * len(truth) <= self.cache_bytes
+        self._truth = [
+            {k: c[k][j] for k in self.DISTANCE_LAYERS} for c in chunks for j in range(len(c["relu1_2"]))
+        ]
+        self._truth = self._truth if keep else None
+        self._truth_images, self._owners = truth, owners
+
+    def update(self, method: str, pred: Tensor, batch_size: int) -> np.ndarray | None:
+        """Per-pair distances of ``pred`` (pairs of the current set) and its pooled features for the FID."""
+        if self.vgg is None:
+            return None
+        distances, pooled = [], []
+        for start in range(0, len(pred), batch_size):
+            fx = self._features(pred[start : start + batch_size])
+            owners = self._owners[start : start + batch_size]
+            if self._truth is not None:
+                fy = {k: torch.stack([self._truth[o][k] for o in owners]) for k in self.DISTANCE_LAYERS}
+            else:
+                fy = self._features(self._truth_images[torch.from_numpy(owners)])
+            distances.append(self._distance(fx, fy))
+            pooled.append(fx["relu5_3"].mean(dim=(2, 3)))
+        self._fake[method].append(torch.cat(pooled).double().numpy())
+        return torch.cat(distances).double().numpy()
+
+    def _distance(self, fx: dict[str, Tensor], fy: dict[str, Tensor], eps: float = 1e-10) -> Tensor:
+        """:func:`inpainting.models.vgg.feature_distance` on precomputed features (same formula, same numbers)."""
+        per_layer = []
+        for name in self.DISTANCE_LAYERS:
+            a = fx[name] / (fx[name].pow(2).sum(dim=1, keepdim=True).sqrt() + eps)
+            b = fy[name] / (fy[name].pow(2).sum(dim=1, keepdim=True).sqrt() + eps)
+            per_layer.append((a - b).pow(2).sum(dim=1).mean(dim=(1, 2)))
+        return torch.stack(per_layer).mean(dim=0)
 
     def fid(self) -> dict[str, float]:
-        return {name: float(metric.compute()) for name, metric in self._fid.items()}
-
-
-class PooledVGG(nn.Module):
-    """relu5_3 features averaged over positions: a 512-d image descriptor for a Fréchet distance."""
-
-    def __init__(self, vgg: VGG16Features) -> None:
-        super().__init__()
-        self.vgg = VGG16Features(layers=("relu5_3",))
-        self.vgg.load_state_dict(vgg.state_dict())
-        self.num_features = 512
-
-    def forward(self, images: Tensor) -> Tensor:
-        return self.vgg(images.float())["relu5_3"].mean(dim=(2, 3))
+        if not self._real:
+            return {}
+        real = np.concatenate(self._real)
+        return {name: fid_from_features(np.concatenate(parts), real) for name, parts in self._fake.items()}
 
 
 def _apply(
@@ -310,6 +345,7 @@ def evaluate(
     real_features: list[np.ndarray] = []
     fid: dict[tuple[str, str], float] = {}
     pool = BaselinePool(workers)
+    index = {id(item): j for j, item in enumerate(images)}
     try:
         if any(not isinstance(m.inpaint, Inpainter) for m in methods):
             pool.start()
@@ -321,6 +357,9 @@ def evaluate(
             target = _to_unit(truth)
             mask_t = torch.from_numpy(masks[:, None].astype(np.float32))
             real = standard.inception_features(truth, batch_size) if use_fid else None
+            if features is not None:
+                owners = np.array([index[id(item)] for item, _, _ in entries])
+                features.begin_set(_to_unit(np.stack([item.image for item in images])), owners, batch_size)
             if real is not None:
                 real_features.append(real)
             grids[set_name] = {
@@ -341,15 +380,7 @@ def evaluate(
                     fake = standard.inception_features(outputs, batch_size)
                     fake_features[method.name].append(fake)
                     fid[(method.name, set_name)] = fid_from_features(fake, real)
-                distance = None
-                if features is not None:
-                    chunks = [
-                        features.distance(pred[i : i + batch_size], target[i : i + batch_size])
-                        for i in range(0, len(pred), batch_size)
-                    ]
-                    distance = torch.cat(chunks).double().numpy() if chunks[0] is not None else None
-                    for i in range(0, len(pred), batch_size):
-                        features.update_fid(method.name, pred[i : i + batch_size], target[i : i + batch_size])
+                distance = features.update(method.name, pred, batch_size) if features is not None else None
                 columns = [name for name in (*METRICS, *STANDARD_COLUMNS) if name in values]
                 for i, (item, k, _) in enumerate(entries):
                     row = {

@@ -59,7 +59,10 @@ def backbone_features(net: str) -> nn.Sequential:
 
 def head_weights_path(net: str) -> Path:
     """The v0.1 linear-head file that torchmetrics ships for ``net``."""
-    return Path(str(resources.files("torchmetrics.functional.image") / "lpips_models" / f"{net}.pth"))
+    path = Path(str(resources.files("torchmetrics.functional.image") / "lpips_models" / f"{net}.pth"))
+    if not path.is_file():
+        raise FileNotFoundError(f"LPIPS v0.1 head {path} not found: this torchmetrics does not ship it (upgrade it)")
+    return path
 
 
 def normalize_channels(features: Tensor, eps: float = 1e-10) -> Tensor:
