@@ -110,6 +110,8 @@ def run_header(cfg: DictConfig) -> list[str]:
         lines.append(f"model    {cfg.get('ckpt_path') or 'default model (inpainting/weights)'}")
     if cfg.get("input") is not None:
         lines.append(f"input    {cfg.input}")
+    elif cfg.get("pairs_root"):
+        lines.append(f"pairs    {cfg.pairs_root}")
     elif "data" in cfg and isinstance(cfg.data, DictConfig):
         data = cfg.data
         root = data.get("root") or data.get("train_root")
