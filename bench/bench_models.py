@@ -7,6 +7,9 @@ would be killed, not raise) and the table says what it would have needed.
 
     python bench/bench_models.py                 # 256x256, batch 4 (+ batch 8 for unet / sa_unet), 3 steps
     python bench/bench_models.py --size 128 --batch 2 --steps 2
+    # issue 12: attention layouts, the lite model and channels-last side by side at batch 8, into the docs page
+    python bench/bench_models.py --batch 8 --large-batch 0 --steps 3 --variants unet sa_unet \
+        sa_unet_conv_layout sa_unet_lite unet_channels_last sa_unet_channels_last --write docs/benchmarks.md
 """
 
 from __future__ import annotations
@@ -30,6 +33,18 @@ VARIANTS: dict[str, tuple[dict[str, Any], str, str]] = {
     "sa_unet": ({}, "sdpa", "default: 8x8 windows at 1/2 (decoder) + global at 1/4, 2x-pooled keys"),
     "sa_unet_both": ({"attention_in": "both"}, "sdpa", "as default, windows in encoder and decoder"),
     "sa_unet_full_keys": ({"kv_pool": 1}, "sdpa", "as default, global over all 4096 keys"),
+    "sa_unet_conv_layout": (
+        {},
+        "conv_layout",
+        "as default, attention in the convolution layout (before issue 12: 1x1 convs, permute copies)",
+    ),
+    "sa_unet_lite": (
+        {"base_channels": 16, "kv_grid": 16},
+        "sdpa",
+        "conf/model/sa_unet_lite.yaml: half width",
+    ),
+    "unet_channels_last": ({"attention": ["none", "none", "none"]}, "channels_last", "unet, channels-last"),
+    "sa_unet_channels_last": ({}, "channels_last", "default sa_unet, channels-last"),
     "naive_bottleneck": (
         {"attention": ["none", "none", "global"]},
         "naive",
@@ -72,10 +87,16 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     if spec["impl"] == "naive":
         for key, block in list(net.attn.items()):
             net.attn[key] = NaiveSelfAttention2d(block.channels)
+    if spec["impl"] == "conv_layout":
+        for block in net.attn.values():
+            block.token_layout = False
     b, s = spec["batch"], spec["size"]
     image = torch.rand(b, 3, s, s) * 2 - 1
     mask = (torch.rand(b, 1, s, s) > 0.7).float()
     masked = image * (1 - mask)
+    if spec["impl"] == "channels_last":
+        net = net.to(memory_format=torch.channels_last)
+        image, mask, masked = (t.contiguous(memory_format=torch.channels_last) for t in (image, mask, masked))
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
     def step() -> tuple[float, float]:
@@ -183,6 +204,8 @@ def main() -> None:
     parser.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=None)
     parser.add_argument("--max-energy-gib", type=float, default=8.0, help="skip naive variants needing more")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON after the table")
+    parser.add_argument("--write", type=Path, default=None, help="write the table into this markdown page")
+    parser.add_argument("--section", default="models_attention", help="section name for --write")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -201,10 +224,25 @@ def main() -> None:
             print(
                 f"\nbatch {b}: sa_unet / unet step time = {sa['vs_unet']:.2f}x wall, {sa['cpu_vs_unet']:.2f}x CPU, "
                 f"{sa['min_vs_unet']:.2f}x fastest step "
-                f"(target <= 1.3x); sa_unet peak RSS {sa['peak_rss_gib']:.2f} GiB"
+                f"(target <= 1.15x); sa_unet peak RSS {sa['peak_rss_gib']:.2f} GiB"
             )
     if args.json:
         print(json.dumps(rows, indent=1))
+    if args.write:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from report import write_section
+
+        note = (
+            f"\n\nfp32 CPU, {args.size}², forward + backward of an L1 loss, median of {args.steps} steps after a "
+            "warm-up, each variant in a fresh process, one after another in one run. Shared machine: read the "
+            "ratios (vs unet), not the seconds."
+        )
+        write_section(
+            args.section,
+            f"Training step, attention layouts, lite model, channels-last ({args.size}², batch {args.batch})",
+            markdown(rows) + note,
+            args.write,
+        )
 
 
 if __name__ == "__main__":
