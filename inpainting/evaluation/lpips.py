@@ -61,7 +61,9 @@ def head_weights_path(net: str) -> Path:
     """The v0.1 linear-head file that torchmetrics ships for ``net``."""
     path = Path(str(resources.files("torchmetrics.functional.image") / "lpips_models" / f"{net}.pth"))
     if not path.is_file():
-        raise FileNotFoundError(f"LPIPS v0.1 head {path} not found: this torchmetrics does not ship it (upgrade it)")
+        raise FileNotFoundError(
+            f"LPIPS v0.1 head {path} not found: this torchmetrics does not ship it (upgrade it)"
+        )
     return path
 
 
