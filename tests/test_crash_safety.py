@@ -345,3 +345,12 @@ def test_resume_route_refuses_a_malicious_checkpoint(malicious_checkpoint, tiny_
             instantiate(cfg.module), datamodule=instantiate(cfg.data), ckpt_path=path, weights_only=True
         )
     assert not marker.exists()
+
+
+def test_checkpoints_of_list_valued_options_hold_plain_data_only(tiny_train_config, tmp_path):
+    """Hydra hands list options over as ListConfig; a checkpoint that pickles one cannot be read safely."""
+    cfg = tiny_train_config("data.train_short_side=[32,48]", "test=false")
+    train(cfg)
+    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    checkpoint = read_checkpoint(last)  # weights_only=True: any non-plain object would fail here
+    assert checkpoint["datamodule_hyper_parameters"]["train_short_side"] == [32, 48]

@@ -129,6 +129,9 @@ class InpaintingDataModule(L.LightningDataModule):
         split_seed: int = 0,
     ):
         super().__init__()
+        # Hydra passes lists as ListConfig; hparams go into checkpoints, which must hold plain data only (they are
+        # read with weights_only=True), so convert before save_hyperparameters records the argument
+        train_short_side = None if train_short_side is None else [int(v) for v in train_short_side]
         # the generators are objects (Hydra's config records them); logger=False: the run's config is saved by the
         # entry point, and Lightning refuses to merge module and datamodule hparams that share a key
         self.save_hyperparameters(ignore=["mask_generator", "eval_mask_generator"], logger=False)
