@@ -36,7 +36,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from inpainting.config import exit_on_user_error
+from inpainting.config import exit_on_unknown_key, exit_on_user_error
+from inpainting.errors import ConfigError
 from inpainting.inference import (
     EXPORT_FORMATS,
     EXPORT_VERSION,
@@ -47,6 +48,7 @@ from inpainting.inference import (
 )
 from inpainting.inference.checkpoint import CheckpointError, load_generator, read_checkpoint, save_generator
 from inpainting.models.attention import EXPORT_SCORE_BUDGET, export_attention
+from inpainting.resources import conf_dir
 
 log = logging.getLogger(__name__)
 
@@ -235,13 +237,13 @@ def _quiet_onnx_logs() -> Iterator[None]:
 def export(ckpt_path: str | Path, fmt: str, output: str | Path | None = None) -> Path:
     """Export the generator in ``ckpt_path`` (training .ckpt or generator file) as ``fmt``; return the path."""
     if fmt not in FORMATS:
-        raise ValueError(f"format={fmt!r} is not one of {', '.join(FORMATS)}")
+        raise ConfigError(f"format={fmt!r} is not one of {', '.join(FORMATS)}")
     ckpt_path = Path(ckpt_path)
     net, config = load_generator(ckpt_path)
     metadata = {**source_metadata(ckpt_path), "weights": config["weights"]}  # "ema" | "raw"
     out = Path(output) if output else ckpt_path.with_suffix(SUFFIXES[fmt])
     if out.resolve() == ckpt_path.resolve():
-        raise ValueError(f"output={out} would overwrite the checkpoint it is exported from")
+        raise ConfigError(f"output={out} would overwrite the checkpoint it is exported from")
     if out.is_dir():
         raise IsADirectoryError(f"output={out} is a folder; give a file name, e.g. {out / ckpt_path.stem}")
     model_config = config["model"]
@@ -255,14 +257,15 @@ def export(ckpt_path: str | Path, fmt: str, output: str | Path | None = None) ->
     return out
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+@hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="export")
 def main(cfg: DictConfig) -> None:
     log.info("config:\n%s", OmegaConf.to_yaml(cfg))
     with exit_on_user_error():
         if not cfg.get("ckpt_path"):
-            raise ValueError("ckpt_path is required: the training .ckpt (or generator file) to export")
+            raise ConfigError("ckpt_path is required: the training .ckpt (or generator file) to export")
         export(cfg.ckpt_path, cfg.format, cfg.get("output"))
 
 
 if __name__ == "__main__":
+    exit_on_unknown_key("export")
     main()
