@@ -30,14 +30,21 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from inpainting.config import exit_on_unknown_key, exit_on_user_error, print_run_header
 from inpainting.data.datasets import match_mask_files
-from inpainting.data.images import IMAGE_EXTENSIONS, ImageReadError, list_images, read_image_rgb, read_mask
+from inpainting.data.images import (
+    IMAGE_EXTENSIONS,
+    MASK_TAG,
+    ImageReadError,
+    list_images,
+    read_image_rgb,
+    read_mask,
+    split_images_and_masks,
+)
 from inpainting.errors import ConfigError, InputError, UserError
 from inpainting.inference import Inpainter, load_model
 from inpainting.resources import conf_dir
 
 log = logging.getLogger(__name__)
 
-MASK_TAG = "_mask"
 LOSSY = (".jpg", ".jpeg", ".webp")
 
 
@@ -63,24 +70,11 @@ class PredictResult:
 # ------------------------------------------------------------------------------------------------------------
 
 
-def _is_mask_name(path: Path) -> bool:
-    return MASK_TAG in path.stem
-
-
-def _mask_owner(mask: Path) -> Path:
-    """``dir/photo_mask001.png`` -> ``dir/photo`` (the image it belongs to, without extension)."""
-    return mask.parent / mask.stem.rsplit(MASK_TAG, 1)[0]
-
-
 def masks_beside(image: Path, candidates: list[Path] | None = None) -> list[Path]:
-    """``<stem>_mask*.<image ext>`` files next to ``image``, sorted."""
+    """``<stem>_mask*.<image ext>`` files next to ``image``, sorted (the pairing rule of ``split_images_and_masks``)."""
     files = candidates if candidates is not None else sorted(image.parent.iterdir())
-    key = image.parent / image.stem
-    return [
-        p
-        for p in files
-        if p.suffix.lower() in IMAGE_EXTENSIONS and _is_mask_name(p) and _mask_owner(p) == key
-    ]
+    files = [p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS and p.parent == image.parent]
+    return split_images_and_masks([*files, image])[1].get(image, [])
 
 
 def _output_name(image: Path, mask: Path, several: bool) -> str:
@@ -91,18 +85,14 @@ def plan_folder(root: Path, mask_root: Path | None, output: Path) -> tuple[list[
     """Jobs for every image under ``root`` (outputs mirrored under ``output``) and the images without a mask."""
     files = list_images(root)
     beside = mask_root is None or mask_root.resolve() == root.resolve()
-    images = [p for p in files if not (beside and _is_mask_name(p))]
+    images, by_image = split_images_and_masks(files) if beside else (files, {})
     if not images:
         raise FileNotFoundError(f"no images under {root} (only files named *{MASK_TAG}*, which are masks)")
     jobs: list[Job] = []
     problems: list[tuple[Path, str]] = []
     if beside:
-        by_owner: dict[Path, list[Path]] = {}
-        for p in files:
-            if _is_mask_name(p):
-                by_owner.setdefault(_mask_owner(p), []).append(p)
         for image in images:
-            masks = by_owner.get(image.parent / image.stem, [])
+            masks = by_image.get(image, [])
             if not masks:
                 problems.append((image, f"no mask: expected {image.stem}{MASK_TAG}*.png beside it"))
             for mask in masks:

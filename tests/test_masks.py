@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from inpainting.data import masks as M
+from inpainting.data.images import ImageReadError
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "mask"
 GENERATED = sorted(p.stem for p in CONF.glob("*.yaml") if p.stem != "folder")
@@ -255,7 +256,7 @@ def test_folder_mask_errors(tmp_path):
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "mask.png").write_bytes(b"not a png")
-    with pytest.raises(OSError, match="mask.png"):
+    with pytest.raises(ImageReadError, match="mask.png"):
         M.FolderMask(str(broken))(rng(0, 0), 8, 8)
 
 

@@ -42,7 +42,6 @@ from __future__ import annotations
 import logging
 import numbers
 import os
-import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -50,14 +49,19 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from inpainting.data.images import IMAGE_EXTENSIONS, ImageReadError, list_images, read_image_rgb, read_mask
+from inpainting.data.images import (
+    IMAGE_EXTENSIONS,
+    ImageReadError,
+    list_images,
+    mask_owner_stem,
+    read_image_rgb,
+    read_mask,
+)
 from inpainting.errors import InputError
 
 log = logging.getLogger("inpainting.data")
 
 MaskGenerator = Callable[[np.random.Generator, int, int], np.ndarray]
-
-_MASK_SUFFIX = re.compile(r"^(?P<stem>.+?)_mask[^/]*$")
 
 
 def match_mask_files(
@@ -82,9 +86,9 @@ def match_mask_files(
     for m in masks:  # sorted, so setdefault keeps the first match
         rel_dir = m.parent.relative_to(mask_root).as_posix()
         exact.setdefault((rel_dir, m.stem), m)
-        found = _MASK_SUFFIX.match(m.stem)
-        if found:
-            suffixed.setdefault((rel_dir, found["stem"]), m)
+        owner = mask_owner_stem(m.stem)  # the one pairing rule: the stem before the last "_mask"
+        if owner is not None:
+            suffixed.setdefault((rel_dir, owner), m)
     out: list[Path] = []
     for path in image_paths:
         try:

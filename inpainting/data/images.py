@@ -228,3 +228,46 @@ def list_images(
         )
     found.sort(key=lambda item: item[0])
     return [p for _, p in found]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the one rule that pairs an image with its mask files by name
+
+#: a mask file is named ``<image stem>_mask<anything>.<image extension>`` (LaMa's ``photo_mask000.png``)
+MASK_TAG = "_mask"
+
+
+def mask_owner_stem(stem: str) -> str | None:
+    """The image stem a mask stem belongs to: the part before its **last** ``_mask``; None without the tag.
+
+    ``photo_mask001`` -> ``photo``; ``scan_mask_v2_mask001`` -> ``scan_mask_v2`` (the image may have ``_mask`` in its
+    own name).
+    """
+    head, tag, _ = stem.rpartition(MASK_TAG)
+    return head if tag and head else None
+
+
+def split_images_and_masks(files: Iterable[Path]) -> tuple[list[Path], dict[Path, list[Path]]]:
+    """Images, and each image's mask files (sorted), among ``files`` of one folder tree.
+
+    A file is a mask when :func:`mask_owner_stem` names another file beside it (same folder, any image extension)
+    and no file names it as its own owner; every other file is an image, whatever its name: ``scan_mask_v2.png``
+    is a photo when ``scan_mask_v2_mask001.png`` is beside it, or alone. Images without masks are absent from the
+    dict.
+    """
+    files = sorted(Path(p) for p in files)
+    by_stem: dict[Path, Path] = {}
+    for path in files:
+        by_stem.setdefault(path.parent / path.stem, path)
+    owner_of: dict[Path, Path] = {}
+    for path in files:
+        owner = mask_owner_stem(path.stem)
+        if owner is not None and (path.parent / owner) in by_stem:
+            owner_of[path] = by_stem[path.parent / owner]
+    owners = set(owner_of.values())
+    masks: dict[Path, list[Path]] = {}
+    for mask, image in owner_of.items():
+        if mask not in owners:
+            masks.setdefault(image, []).append(mask)
+    images = [p for p in files if p not in owner_of or p in owners]
+    return images, {image: sorted(found) for image, found in masks.items()}

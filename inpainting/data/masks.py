@@ -22,9 +22,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-MaskGenerator = Callable[[np.random.Generator, int, int], np.ndarray]
+from inpainting.data.images import IMAGE_EXTENSIONS, read_mask
 
-IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+MaskGenerator = Callable[[np.random.Generator, int, int], np.ndarray]
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -391,17 +391,6 @@ class FolderMask:
         return _random_flip(rng, mask) if self.flip else mask
 
     def _holes(self, path: Path) -> np.ndarray:
-        """Binary holes of one file, 1 = missing, at the file's own size."""
-        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH)
-        if image is None:
-            raise OSError(f"FolderMask: could not read mask file {str(path)!r} (unreadable or not an image)")
-        if image.dtype == np.uint16:
-            threshold: float = self.threshold * 257
-        elif image.dtype.kind == "f":  # float tiffs: assume [0, 1]
-            threshold = self.threshold / 255
-        else:
-            threshold = self.threshold
-        holes = image > threshold
-        if self.invert:
-            holes = ~holes
-        return holes.astype(np.uint8)
+        """Binary holes of one file, 1 = missing, at the file's own size (read as every mask is: ``read_mask``)."""
+        holes = read_mask(path, threshold=self.threshold)
+        return 1 - holes if self.invert else holes

@@ -27,6 +27,7 @@ import numpy as np
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from inpainting.data.images import IMAGE_EXTENSIONS, mask_owner_stem, read_mask, split_images_and_masks
 from inpainting.data.masks import AreaFilteredMask, MaskGenerator
 from inpainting.errors import ConfigError
 from inpainting.resources import conf_dir
@@ -47,9 +48,6 @@ AREA_SOURCE = "lama_thick"  # the yaml whose inner generator feeds the area buck
 AREA_MAX_TRIES = (
     2000  # the rarest bucket takes about 1 in 12 draws at any size; this never runs out in practice
 )
-
-IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-MASK_TAG = "_mask"
 
 
 def set_id(name: str) -> int:
@@ -149,13 +147,6 @@ def export_mask_set(
     return paths
 
 
-def _read_mask(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if image is None:
-        raise OSError(f"could not read mask file {path}")
-    return (image > 127).astype(np.uint8)
-
-
 def load_mask_folder(directory: str | Path) -> list[np.ndarray]:
     """Masks of an exported set (``mask_*.png``, sorted; 1 = missing), or of every image file if there are none."""
     folder = Path(directory).expanduser()
@@ -166,32 +157,24 @@ def load_mask_folder(directory: str | Path) -> list[np.ndarray]:
     )
     if not files:
         raise FileNotFoundError(f"no mask images in {folder}")
-    return [_read_mask(p) for p in files]
+    return [read_mask(p) for p in files]
 
 
 def read_image_mask_pairs(folder: str | Path) -> list[tuple[Path, Path]]:
     """Pairs ``(image, mask)`` from a folder (searched recursively) laid out as LaMa's evaluation folders are.
 
     ``photo.png`` (any image extension) goes with ``photo_mask.png``, ``photo_mask001.png``, ... (white =
-    missing); one pair per mask, sorted. Every file whose stem contains ``_mask`` is a mask, named after the image
-    before its last ``_mask``. Images without any mask, and masks without their image, raise a ValueError that
-    lists them all.
+    missing); one pair per mask, sorted; the pairing rule is :func:`inpainting.data.images.split_images_and_masks`
+    (a mask is named after its image's stem and the last ``_mask``). Images without any mask, and ``*_mask*`` files
+    without their image, raise a ValueError that lists them all.
     """
     root = Path(folder).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"image/mask folder {root} does not exist")
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-    images = {p.parent / p.stem: p for p in files if MASK_TAG not in p.stem}
-    masks: dict[Path, list[Path]] = {}
-    orphans: list[Path] = []
-    for p in files:
-        if MASK_TAG not in p.stem:
-            continue
-        key = p.parent / p.stem.rsplit(MASK_TAG, 1)[0]
-        if key in images:
-            masks.setdefault(key, []).append(p)
-        else:
-            orphans.append(p)
+    images, masks = split_images_and_masks(files)  # the one pairing rule (inpainting.data.images)
+    orphans = [p for p in images if p not in masks and mask_owner_stem(p.stem) is not None]
+    images = {p: p for p in images if p not in orphans}
     lonely = [path for key, path in images.items() if key not in masks]
     problems = []
     if lonely:
