@@ -26,6 +26,7 @@ from inpainting.config import (
 )
 from inpainting.inference.checkpoint import check_checkpoint
 from inpainting.resources import conf_dir
+from inpainting.training.callbacks import RunConfigInCheckpoints
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +65,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule: L.LightningDataModule = instantiate(cfg.data)
     log.info("Instantiating module <%s> with net <%s>", cfg.module._target_, cfg.model._target_)
     module: L.LightningModule = instantiate(cfg.module)
-    module.run_config = OmegaConf.to_container(cfg, resolve=True)
 
     loggers = instantiate_loggers(cfg.get("logger"))
     callbacks = instantiate_callbacks(cfg.get("callbacks"), has_logger=bool(loggers))
+    # every checkpoint carries the run's config as plain data: what export/predict/evaluate rebuild the net from
+    callbacks.append(RunConfigInCheckpoints(OmegaConf.to_container(cfg, resolve=True)))
     log.info("Instantiating trainer <%s>", cfg.trainer._target_)
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 

@@ -79,3 +79,23 @@ class AttentionGateLogger(L.Callback):
             return
         for name, block in blocks.items():
             pl_module.log(f"attention/gate_{name}", block.gamma.detach().abs(), on_step=True, on_epoch=False)
+
+
+class RunConfigInCheckpoints(L.Callback):
+    """Puts the run's resolved config (plain data) and its wandb run id into every checkpoint.
+
+    ``inpainting_config`` is what export/predict/evaluate rebuild the network from without unpickling objects;
+    ``inpainting_wandb_id`` lets a resumed run continue the same wandb run. The entry point adds this callback
+    with the config it composed, so the LightningModule never holds the run's config.
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        checkpoint["inpainting_config"] = self.config
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                checkpoint["inpainting_wandb_id"] = logger.version

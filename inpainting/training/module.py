@@ -56,9 +56,6 @@ class InpaintingModule(L.LightningModule):
         self.test_metrics = BucketedImageMetrics()
         self.nonfinite_in_a_row = 0
         self.nonfinite_total = 0
-        # Plain-data copy of the run's config, stored in checkpoints so evaluate/predict can
-        # rebuild the network without unpickling objects (set by inpainting.train).
-        self.run_config: dict[str, Any] | None = None
 
     def forward(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Return the raw generator output and the composite with the known pixels pasted back."""
@@ -142,13 +139,3 @@ class InpaintingModule(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": self.hparams.scheduler_interval},
         }
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self.run_config is not None:
-            checkpoint["inpainting_config"] = self.run_config
-        for logger in self.loggers:
-            if type(logger).__name__ == "WandbLogger":
-                checkpoint["inpainting_wandb_id"] = logger.version
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.run_config = checkpoint.get("inpainting_config", self.run_config)
