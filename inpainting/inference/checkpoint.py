@@ -117,14 +117,14 @@ def check_model(model_config: Any, path: str | Path) -> None:
 
 
 def check_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a training checkpoint safely and check that the network it names could be rebuilt; return it.
+    """Read a training checkpoint safely and check the network config it carries (registry, plain data); return it.
 
     What training resume calls before Lightning loads the file: a crafted config is refused up front instead
-    of being carried into the resumed run's own checkpoints.
+    of being carried into the resumed run's own checkpoints. Nothing is built: a network's random initialisation
+    would draw from torch's global RNG and change the resumed run's data order.
     """
     checkpoint = read_checkpoint(path)
-    _config, state, _kind = _checkpoint_entries(checkpoint, path)
-    load_generator_from_entries(_config, state, path)
+    _checkpoint_entries(checkpoint, path)  # refuses unsafe configs and files without generator weights
     return checkpoint
 
 
