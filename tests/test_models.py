@@ -209,18 +209,6 @@ PINNED_TINY += [
     0.752121,
 ]
 PINNED_TINY += [-0.207787, 1.0, 0.765824, 0.85842, 0.106645, 0.170172]
-PINNED_DEFAULT = [
-    0.22508,
-    -0.589882,
-    -0.693266,
-    -0.508125,
-    0.331484,
-    0.856953,
-    -0.793692,
-    -0.025059,
-    0.315629,
-]
-PINNED_DEFAULT += [-0.631539, 0.881563, -0.905434, -0.018216, 0.022524, -0.359843]
 
 
 def test_training_recipe_outputs_are_pinned() -> None:
@@ -240,22 +228,6 @@ def test_training_recipe_outputs_are_pinned() -> None:
     torch.testing.assert_close(out.flatten()[::301], torch.tensor(PINNED_TINY), rtol=0, atol=1e-5)
     assert out.sum().item() == pytest.approx(-1334.2222, abs=2e-3)
     assert out.abs().sum().item() == pytest.approx(4430.6953, abs=2e-3)
-
-
-def test_shipped_default_model_outputs_are_pinned() -> None:
-    from inpainting.inference.checkpoint import default_weights_path, load_generator
-
-    if not default_weights_path().is_file():
-        pytest.skip("no shipped default weights")
-    net, _ = load_generator(default_weights_path())
-    g = torch.Generator().manual_seed(2)
-    image = torch.rand(1, 3, 48, 64, generator=g) * 2 - 1
-    mask = torch.zeros(1, 1, 48, 64)
-    mask[..., 10:30, 20:50] = 1
-    with torch.no_grad():
-        out = net(image * (1 - mask), mask)
-    torch.testing.assert_close(out.flatten()[::617], torch.tensor(PINNED_DEFAULT), rtol=0, atol=1e-5)
-    assert out.sum().item() == pytest.approx(-98.48595, abs=2e-3)
 
 
 def compose_model(name: str):
