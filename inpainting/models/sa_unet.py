@@ -12,8 +12,8 @@ channels; the last level is the bottleneck)::
 ``attention[i]`` ("none" | "window" | "global") places one ``SelfAttention2d`` at level i, in the encoder and/or
 the decoder as ``attention_in`` says, and always a single one in the middle of the bottleneck. The default puts
 it in the decoder only: that is where hole features, already informed by the bottleneck's global attention, are
-turned into pixels, and it halves the cost of the (memory-bound) high-resolution blocks ("both" measured 1.36x the
-plain U-Net's step time on CPU, "decoder" 1.22x, for 32/64/128 channels at 256x256). Global attention belongs on small maps only (it costs O((HW)^2) FLOPs);
+turned into pixels, and it halves the cost of the (memory-bound) high-resolution blocks (step times of each
+placement: docs/benchmarks.md, "models"). Global attention belongs on small maps only (it costs O((HW)^2) FLOPs);
 windows keep large maps linear. With every entry "none" this is the plain U-Net ablation: same weights otherwise.
 """
 
