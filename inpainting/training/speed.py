@@ -1,6 +1,6 @@
 """Speed options as a Lightning callback: ``torch.compile`` of the generator and channels-last memory format.
 
-Both are off by default (``conf/callbacks/default.yaml``, entry ``speed``) and change no result beyond float
+Both are off by default (``conf/callbacks/speed.yaml``) and change no result beyond float
 rounding (``tests/test_precision.py``). Turn them on from the command line::
 
     python -m inpainting.train callbacks.speed.compile=true callbacks.speed.channels_last=true
