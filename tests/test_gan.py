@@ -233,3 +233,43 @@ def test_gan_resume_continues_steps_optimizers_schedulers_and_ema(tiny_train_con
     net, config = load_generator(tmp_path / "resumed" / "checkpoints" / "last.ckpt")
     assert config["module"]["_target_"] == "inpainting.training.gan_module.GANInpaintingModule"
     assert net.state_dict().keys() == generator_state_dict(second["state_dict"]).keys()
+
+
+def test_gan_checkpoint_exports_and_evaluates_its_ema_generator_through_the_cli(
+    tiny_train_config, tmp_path: Path
+):
+    """export and evaluate, run as a user runs them, take the EMA generator a GAN run validated with."""
+    from inpainting.inference.checkpoint import generator_state_dict
+    from tests.conftest import run_cli
+
+    cfg = tiny_train_config("experiment=sa_unet_gan", "discriminator.base_channels=8", "test=false")
+    train(cfg)
+    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    state = torch.load(last, weights_only=True)["state_dict"]
+    ema, kind = generator_state_dict(state)
+    raw, _ = generator_state_dict(state, prefer_ema=False)
+    assert kind == "ema" and any(not torch.equal(ema[k], raw[k]) for k in ema), "EMA differs from the raw net"
+
+    out = tmp_path / "g.pt"
+    result = run_cli(
+        [f"ckpt_path={last}", "format=generator", f"output={out}"], tmp_path, "inpainting.export"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    exported = torch.load(out, weights_only=True)
+    assert exported["metadata"]["weights"] == "ema"
+    assert all(torch.equal(exported["state_dict"][k], ema[k]) for k in ema)
+
+    folder = Path(cfg.data.root)
+    result = run_cli(
+        ["data=folder", f"data.root={folder}", "data.image_size=32", "masks_per_image=1", "mask_sets=[thick]",
+         "max_images=1", "vgg_weights=null", f"methods=[gan@ckpt:{last},exported@ckpt:{out}]",
+         f"hydra.run.dir={tmp_path / 'eval'}"],
+        tmp_path,
+        "inpainting.evaluate",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = (tmp_path / "eval" / "results.csv").read_text().splitlines()[1:]
+    by_method = {row.split(",")[5]: row.split(",")[6:] for row in rows}
+    assert by_method["gan"] == by_method["exported"], (
+        "the checkpoint is scored with the EMA weights it exports"
+    )
