@@ -215,15 +215,3 @@ def get_baseline(name: str, **kwargs: object) -> Inpainter:
     if name not in BASELINES:
         raise ConfigError(f"unknown baseline {name!r}; valid names: {', '.join(BASELINES)}")
     return BASELINES[name](**kwargs)
-
-
-def available_baselines() -> list[str]:
-    """Names whose dependencies are importable here (PatchMatch needs an optional package)."""
-    names = []
-    for name in BASELINES:
-        try:
-            get_baseline(name)
-        except ImportError:
-            continue
-        names.append(name)
-    return names
