@@ -29,15 +29,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import machine, write_section  # noqa: E402
 
+from inpainting.evaluation.metrics import mean_ci  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 CLASSICAL = ("telea", "navier_stokes", "biharmonic", "patchmatch", "harmonic")
 RUNS = ("sa_unet", "unet")
-
-
-def mean_ci(values: list[float]) -> tuple[float, float]:
-    from inpainting.evaluation.metrics import mean_ci as ci
-
-    return ci(values)
 
 
 def read_results(path: Path) -> list[dict]:
@@ -195,8 +191,8 @@ def main() -> None:
         val_lines.append(f"| {name} | {last} | {trend} |")
     common = (
         f"Both runs: `experiment=default_model` (multi-scale 128² crops, batch 8, Adam 5e-4 cosine, L1 hole 6 / valid "
-        f"1 + TV), the train split of `{args.data_root}` (25 photos), side by side, one thread each, the same "
-        f"wall-clock cap ({args.budget}); {machine()}. Evaluation: the 10 test photos at 256², every mask set, "
+        f"1 + TV), the train split of `{args.data_root}`, side by side, one thread each, the same "
+        f"wall-clock cap ({args.budget}); {machine()}. Evaluation: the {len({r['image'] for r in rows})} test photos at 256², every mask set, "
         f"{args.masks_per_image} masks per photo per set (`{eval_dir.name}/results.csv`). Cells: mean paired "
         "difference ± 95% interval (pairs); the last row averages per photo first (pairs of one photo are "
         "correlated)."
@@ -228,7 +224,7 @@ def main() -> None:
         common
         + "\n\nsa_unet − unet, paired:\n\n"
         + "\n".join(ablation)
-        + "\n\nTraining (validation PSNR on the 4 validation photos at 128²):\n\n"
+        + "\n\nTraining (validation PSNR on the validation photos at 128²):\n\n"
         + "\n".join(val_lines)
         + "\n".join(trend_lines)
         + "\n\n|gamma| of sa_unet's attention gates over training (initialised at 1):\n\n"

@@ -12,7 +12,7 @@ from omegaconf import open_dict
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from inpainting.inference.checkpoint import load_generator
+from inpainting.inference.checkpoint import generator_state_dict, load_generator
 from inpainting.losses.adversarial import (
     AdversarialLoss,
     feature_matching_loss,
@@ -26,7 +26,7 @@ from inpainting.losses.recipe import RecipeLoss
 from inpainting.models.discriminators import PatchGAN, SNPatchGAN
 from inpainting.models.gated_ca import GatedCANet
 from inpainting.train import train
-from inpainting.training.gan_module import GANInpaintingModule, generator_state_dict
+from inpainting.training.gan_module import GANInpaintingModule
 
 # ------------------------------------------------------------------------------------------------ losses
 
@@ -181,11 +181,11 @@ def test_ema_generator_is_used_for_evaluation_and_export() -> None:
     with torch.no_grad():
         output, _ = module(image, mask)
         assert torch.allclose(output, ema(image * (1 - mask), mask))
-        state = generator_state_dict(module.state_dict())
+        state, _ = generator_state_dict(module.state_dict())
         fresh = GatedCANet(base_channels=4).eval()
         fresh.load_state_dict(state)
         assert torch.allclose(fresh(image * (1 - mask), mask), output, atol=1e-6)
-        assert generator_state_dict(module.state_dict(), prefer_ema=False).keys() == state.keys()
+        assert generator_state_dict(module.state_dict(), prefer_ema=False)[0].keys() == state.keys()
 
 
 def test_bad_module_arguments() -> None:
@@ -232,14 +232,13 @@ def test_gan_resume_continues_steps_optimizers_schedulers_and_ema(tiny_train_con
     # the trained generator loads through the project's checkpoint reader (net.* keys)
     net, config = load_generator(tmp_path / "resumed" / "checkpoints" / "last.ckpt")
     assert config["module"]["_target_"] == "inpainting.training.gan_module.GANInpaintingModule"
-    assert net.state_dict().keys() == generator_state_dict(second["state_dict"]).keys()
+    assert net.state_dict().keys() == generator_state_dict(second["state_dict"])[0].keys()
 
 
 def test_gan_checkpoint_exports_and_evaluates_its_ema_generator_through_the_cli(
     tiny_train_config, tmp_path: Path
 ):
     """export and evaluate, run as a user runs them, take the EMA generator a GAN run validated with."""
-    from inpainting.inference.checkpoint import generator_state_dict
     from tests.conftest import run_cli
 
     cfg = tiny_train_config("experiment=sa_unet_gan", "discriminator.base_channels=8", "test=false")

@@ -38,6 +38,12 @@ import cv2
 
 #: Fraction of the image area a training crop covers (see the module docstring).
 TRAIN_CROP_SCALE: tuple[float, float] = (0.35, 1.0)
+#: How every pipeline resamples: bilinear images, nearest-neighbour masks (holes stay binary), INTER_AREA downscaling.
+RESIZE = {
+    "interpolation": cv2.INTER_LINEAR,
+    "mask_interpolation": cv2.INTER_NEAREST,
+    "area_for_downscale": "image",
+}
 #: Aspect-ratio range of the region a training crop covers before it is resized to a square.
 TRAIN_CROP_RATIO: tuple[float, float] = (3 / 4, 4 / 3)
 
@@ -69,9 +75,7 @@ def train_transform(
             size=(size, size),
             scale=tuple(scale),
             ratio=tuple(ratio),
-            interpolation=cv2.INTER_LINEAR,
-            mask_interpolation=cv2.INTER_NEAREST,
-            area_for_downscale="image",
+            **RESIZE,
         )
     ]
     if hflip:
@@ -94,9 +98,7 @@ def multiscale_train_transform(
     transforms: list = [
         A.SmallestMaxSize(
             max_size=sizes,
-            interpolation=cv2.INTER_LINEAR,
-            mask_interpolation=cv2.INTER_NEAREST,
-            area_for_downscale="image",
+            **RESIZE,
         ),
         A.RandomCrop(height=size, width=size),
     ]
@@ -112,9 +114,7 @@ def eval_transform(image_size: int) -> A.Compose:
         [
             A.SmallestMaxSize(
                 max_size=size,
-                interpolation=cv2.INTER_LINEAR,
-                mask_interpolation=cv2.INTER_NEAREST,
-                area_for_downscale="image",
+                **RESIZE,
             ),
             A.CenterCrop(height=size, width=size),
         ]

@@ -173,9 +173,11 @@ def read_image_mask_pairs(folder: str | Path) -> list[tuple[Path, Path]]:
         raise FileNotFoundError(f"image/mask folder {root} does not exist")
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
     images, masks = split_images_and_masks(files)  # the one pairing rule (inpainting.data.images)
-    orphans = [p for p in images if p not in masks and mask_owner_stem(p.stem) is not None]
-    images = {p: p for p in images if p not in orphans}
-    lonely = [path for key, path in images.items() if key not in masks]
+    unpaired = [p for p in images if p not in masks]
+    orphans = [
+        p for p in unpaired if mask_owner_stem(p.stem) is not None
+    ]  # *_mask* files without their image
+    lonely = [p for p in unpaired if p not in orphans]
     problems = []
     if lonely:
         problems.append(
@@ -187,7 +189,7 @@ def read_image_mask_pairs(folder: str | Path) -> list[tuple[Path, Path]]:
         raise ValueError(f"{root}: " + "; ".join(problems))
     if not images:
         raise FileNotFoundError(f"no images found under {root}")
-    return [(images[key], mask) for key in sorted(masks) for mask in sorted(masks[key])]
+    return [(image, mask) for image in sorted(masks) for mask in masks[image]]
 
 
 def _list(paths: list[Path], root: Path, limit: int = 20) -> str:

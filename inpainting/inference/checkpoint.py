@@ -141,15 +141,8 @@ def load_generator(path: str | Path, expected_target: str | None = None) -> tupl
         raise CheckpointError(
             f"checkpoint {path} holds a {target} network, but {expected_target} was asked for"
         )
-    net = load_generator_from_entries(config, state, path)
+    net = build_generator(config["model"], state, path)
     return net, {**config, "weights": kind}
-
-
-def load_generator_from_entries(
-    config: dict[str, Any], state: dict[str, torch.Tensor], path: str | Path
-) -> nn.Module:
-    """The network of ``config["model"]`` with ``state`` loaded (see :func:`build_generator`)."""
-    return build_generator(config["model"], state, path)
 
 
 def _checkpoint_entries(

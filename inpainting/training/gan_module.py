@@ -26,13 +26,13 @@ module is cheaper and keeps the EMA in the module's ``state_dict``. Checkpoint k
 generator, what :func:`inpainting.inference.checkpoint.load_generator` reads), ``net_ema.module.*`` and ``net_ema.n_averaged``
 (the EMA), ``discriminator.*``; ``optimizer_states``/``lr_schedulers`` hold both optimizers and schedulers (G
 first). :meth:`GANInpaintingModule.generator_for_export` returns the network to export (the EMA when there is
-one) and :func:`generator_state_dict` extracts it from a checkpoint's ``state_dict``.
+one) and :func:`inpainting.inference.checkpoint.generator_state_dict` extracts it from a checkpoint's ``state_dict``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -41,24 +41,15 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from inpainting.inference.checkpoint import EMA_PREFIX
-from inpainting.inference.checkpoint import generator_state_dict as checkpoint_generator_state
 from inpainting.losses.adversarial import AdversarialLoss
 from inpainting.training.generator_step import generate, reconstruction_terms
 from inpainting.training.module import InpaintingModule, OptimizerFactory, SchedulerFactory
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EMA_PREFIX", "GANInpaintingModule", "generator_state_dict"]
+__all__ = ["EMA_PREFIX", "GANInpaintingModule"]
 
 FAKE_INPUTS = ("composite", "output")
-
-
-def generator_state_dict(state_dict: Mapping[str, Tensor], prefer_ema: bool = True) -> dict[str, Tensor]:
-    """The generator's weights from a module/checkpoint ``state_dict``, keys without prefix (EMA preferred).
-
-    The rule lives in :func:`inpainting.inference.checkpoint.generator_state_dict`, the one every tool's reader uses.
-    """
-    return checkpoint_generator_state(dict(state_dict), prefer_ema)[0]
 
 
 def _do_nothing() -> None:
