@@ -261,18 +261,36 @@ LAYOUT_CASES = [
 @pytest.mark.parametrize("norm", ["group", "layer"])
 @pytest.mark.parametrize("kwargs", LAYOUT_CASES)
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_token_layout_equals_convolution_layout(norm: str, kwargs: dict, channels_last: bool) -> None:
-    """The GEMM/token path (1x1 projections) computes what the convolution path computes, for any input layout."""
+@pytest.mark.parametrize("size", [(7, 5), (8, 12)])  # windows of 3 and 4 pad the first, 4 tiles the second
+def test_token_layout_equals_convolution_layout(
+    norm: str, kwargs: dict, channels_last: bool, size: tuple[int, int]
+) -> None:
+    """The GEMM/token path (1x1 projections) computes what the convolution path computes, for any input layout,
+    with and without padding to whole windows, and the same gradients (the gate is folded into the output
+    projection there); its output keeps the input's memory layout."""
     mod = make(num_heads=2, norm=norm, **kwargs)
     assert mod.token_layout
-    x = torch.randn(2, 8, 7, 5, dtype=torch.float64)
+    x = torch.randn(2, 8, *size, dtype=torch.float64)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    mask = (torch.rand(2, 1, 14, 10, generator=torch.Generator().manual_seed(0)) > 0.5).double()
+    x.requires_grad_(True)
+    mask = (
+        torch.rand(2, 1, 2 * size[0], 2 * size[1], generator=torch.Generator().manual_seed(0)) > 0.5
+    ).double()
     args = (x, mask) if mod.mask_aware else (x,)
-    tokens = mod(*args)
+    weights = torch.randn(2, 8, *size, dtype=torch.float64)
+
+    def output_and_gradients() -> tuple[torch.Tensor, list[torch.Tensor]]:
+        out = mod(*args)
+        leaves = [x, *mod.parameters()]
+        return out, list(torch.autograd.grad((out * weights).sum(), leaves))
+
+    tokens, token_grads = output_and_gradients()
     mod.token_layout = False
-    torch.testing.assert_close(tokens, mod(*args), rtol=1e-10, atol=1e-10)
+    conv, conv_grads = output_and_gradients()
+    torch.testing.assert_close(tokens, conv, rtol=1e-10, atol=1e-10)
+    for token_grad, conv_grad in zip(token_grads, conv_grads, strict=True):
+        torch.testing.assert_close(token_grad, conv_grad, rtol=1e-10, atol=1e-10)
     assert tokens.is_contiguous(
         memory_format=torch.channels_last if channels_last else torch.contiguous_format
     )
