@@ -101,8 +101,9 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         "One forward pass of one image, `torch.utils.flop_counter` (MACs = FLOPs / 2: convolutions, matmuls, "
         "attention). Attention share: MACs inside `SelfAttention2d` blocks (projections, key pooling, attention); "
         "`pconv_unet` and `gated_ca` have none of those blocks (gated_ca's contextual attention is counted in its "
-        "total). A 512² / 256² ratio above 4x is cost growing faster than the pixel count: global attention "
-        "whose keys grow with the input (`sa_unet`); `sa_unet_lite` caps them (`kv_grid: 16`). Reproduce: "
+        "total). A 512² / 256² ratio above 4x is cost growing faster than the pixel count: attention whose "
+        "keys grow with the input (`gated_ca`'s contextual attention). `sa_unet` and `sa_unet_lite` cap their "
+        "global keys at 16x16 (`kv_grid: 16`; uncapped, `sa_unet` was 67.4 GMACs at 512², 4.95x). Reproduce: "
         "`python bench/bench_models_macs.py --write docs/benchmarks.md`.",
     ]
     return "\n".join(lines)

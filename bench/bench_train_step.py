@@ -7,6 +7,12 @@ prior, closed attention gates, Adam stepping one parameter at a time); "after" i
 each in turn, so drift of a shared machine hits all of them alike; the table reports medians and ratios.
 
     python bench/bench_train_step.py [--steps 8] [--batch 8] [--size 128] [--threads 1]
+
+``--attention`` measures issue 12's question instead, the price of attention per training step: unet, sa_unet,
+sa_unet with its attention in the convolution layout (1x1 convs and permute copies, the reference the token layout
+is tested against), sa_unet_lite, and channels-last unet/sa_unet, all with today's recipe and fused Adam:
+
+    python bench/bench_train_step.py --attention --steps 8 --size 128    # and --size 256
 """
 
 from __future__ import annotations
@@ -28,16 +34,75 @@ BEFORE = {"norm": "group", "fill_prior_relax": 0, "attention_gate_init": 0.0}
 NO_ATTENTION = {"attention": ["none", "none", "none"]}
 
 
-def build(overrides: dict, fused: bool) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+LITE = {"base_channels": 16, "kv_grid": 16}  # conf/model/sa_unet_lite.yaml on top of sa_unet.yaml
+
+
+def build(
+    overrides: dict, fused: bool, layout: str = "tokens"
+) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    """The network of conf/model/sa_unet.yaml with ``overrides`` and its Adam; ``layout``: ``tokens`` (default),
+    ``conv`` (attention blocks in the convolution layout) or ``channels_last`` (weights and inputs)."""
+    from inpainting.models.attention import SelfAttention2d
     from inpainting.models.registry import build_network
 
     config = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "model" / "sa_unet.yaml"))
     torch.manual_seed(0)
     net = build_network({**config, **overrides}).train()
+    if layout == "conv":
+        for block in net.modules():
+            if isinstance(block, SelfAttention2d):
+                block.token_layout = False
+    if layout == "channels_last":
+        net = net.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(
         net.parameters(), lr=5e-4, **({"fused": True} if fused else {"foreach": False})
     )
     return net, optimizer
+
+
+Variant = tuple[torch.nn.Module, torch.optim.Optimizer, bool]  # network, its Adam, channels-last inputs
+
+
+def variants_for(attention: bool) -> dict[str, Variant]:
+    """The variants of one run: issue 10's before/after recipe, or (``attention``) issue 12's attention price."""
+    if not attention:
+        return {
+            "sa_unet before": (*build(BEFORE, fused=False), False),
+            "sa_unet after": (*build({}, fused=True), False),
+            "unet before": (*build({**BEFORE, **NO_ATTENTION}, fused=False), False),
+            "unet after": (*build(NO_ATTENTION, fused=True), False),
+        }
+    return {
+        "unet": (*build(NO_ATTENTION, fused=True), False),
+        "sa_unet": (*build({}, fused=True), False),
+        "sa_unet conv layout": (*build({}, fused=True, layout="conv"), False),
+        "sa_unet_lite": (*build(LITE, fused=True), False),
+        "unet channels-last": (*build(NO_ATTENTION, fused=True, layout="channels_last"), True),
+        "sa_unet channels-last": (*build({}, fused=True, layout="channels_last"), True),
+    }
+
+
+def time_steps(variants: dict[str, Variant], batch: int, size: int, steps: int) -> dict[str, float]:
+    """Median CPU seconds per training step of each variant, the variants interleaved step by step."""
+    generator = torch.Generator().manual_seed(0)
+    image = torch.rand(batch, 3, size, size, generator=generator) * 2 - 1
+    mask = (torch.rand(batch, 1, size, size, generator=generator) > 0.7).float()
+    channels_last = tuple(t.contiguous(memory_format=torch.channels_last) for t in (image, mask))
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for step in range(steps + 1):  # step 0 warms up
+        for name, (net, optimizer, last) in variants.items():
+            x, m = channels_last if last else (image, mask)
+            start = (
+                time.process_time()
+            )  # CPU time: on a shared machine, waiting for a core is not the step's cost
+            out = net(x * (1 - m), m)
+            loss = ((out - x).abs() * (1 + 5 * m)).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if step:
+                times[name].append(time.process_time() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main() -> None:
@@ -48,51 +113,51 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--attention", action="store_true", help="issue 12's variants (see above)")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    variants = {
-        "sa_unet before": build(BEFORE, fused=False),
-        "sa_unet after": build({}, fused=True),
-        "unet before": build({**BEFORE, **NO_ATTENTION}, fused=False),
-        "unet after": build(NO_ATTENTION, fused=True),
-    }
-    generator = torch.Generator().manual_seed(0)
-    image = torch.rand(args.batch, 3, args.size, args.size, generator=generator) * 2 - 1
-    mask = (torch.rand(args.batch, 1, args.size, args.size, generator=generator) > 0.7).float()
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    for step in range(args.steps + 1):  # step 0 warms up
-        for name, (net, optimizer) in variants.items():
-            start = time.perf_counter()
-            out = net(image * (1 - mask), mask)
-            loss = ((out - image).abs() * (1 + 5 * mask)).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if step:
-                times[name].append(time.perf_counter() - start)
-    median = {name: statistics.median(t) for name, t in times.items()}
-    rows = [
-        "| variant | median step (s) | vs its own 'before' | vs unet of the same recipe |",
-        "|---|---|---|---|",
-    ]
-    for name in variants:
-        model, when = name.split()
-        rows.append(
-            f"| {name} | {median[name]:.3f} | {median[name] / median[f'{model} before']:.2f}x | "
-            f"{median[name] / median[f'unet {when}']:.2f}x |"
-        )
-    body = (
-        f"Forward + L1 + backward + Adam step, batch {args.batch}, {args.size}², {args.threads} thread(s), "
-        f"median of {args.steps} interleaved steps; {machine()}. 'before': GroupNorm, plain push-pull prior, gates "
-        "at 0, Adam with a per-parameter loop; 'after': conf/model/sa_unet.yaml (LayerNorm, harmonic prior, gates "
-        "at 1) with fused Adam.\n\n"
-        f"Reproduce: `python bench/bench_train_step.py --steps {args.steps} --batch {args.batch} --size {args.size} "
-        f"--threads {args.threads}`\n\n" + "\n".join(rows)
+    median = time_steps(variants_for(args.attention), args.batch, args.size, args.steps)
+    command = (
+        f"python bench/bench_train_step.py {'--attention ' if args.attention else ''}--steps {args.steps} "
+        f"--batch {args.batch} --size {args.size} --threads {args.threads}"
     )
+    setup = (
+        f"Forward + hole-weighted L1 + backward + Adam step, batch {args.batch}, {args.size}², {args.threads} "
+        f"thread(s), median CPU time of {args.steps} interleaved steps; {machine()}."
+    )
+    if args.attention:
+        rows = ["| variant | median step (CPU s) | vs unet |", "|---|---|---|"]
+        rows += [f"| {name} | {t:.3f} | {t / median['unet']:.2f}x |" for name, t in median.items()]
+        body = (
+            f"{setup} All: conf/model/sa_unet.yaml (unet: its attention set to none; sa_unet_lite: 16 base "
+            "channels, keys capped at 16x16) with fused Adam. 'conv layout': the attention blocks' reference path "
+            "(1x1 convolutions, permute copies, the gate as a separate multiply).\n\n"
+            f"Reproduce: `{command}`\n\n" + "\n".join(rows)
+        )
+        section = (
+            f"train_step_attention_{args.size}",
+            f"Training step: the price of attention ({args.size}²)",
+        )
+    else:
+        rows = [
+            "| variant | median step (CPU s) | vs its own 'before' | vs unet of the same recipe |",
+            "|---|---|---|---|",
+        ]
+        for name, t in median.items():
+            model, when = name.split()
+            rows.append(
+                f"| {name} | {t:.3f} | {t / median[f'{model} before']:.2f}x | {t / median[f'unet {when}']:.2f}x |"
+            )
+        body = (
+            f"{setup} 'before': GroupNorm, plain push-pull prior, gates at 0, Adam with a per-parameter loop; "
+            "'after': conf/model/sa_unet.yaml (LayerNorm, harmonic prior, gates at 1) with fused Adam.\n\n"
+            f"Reproduce: `{command}`\n\n" + "\n".join(rows)
+        )
+        section = ("train_step", "Training step before/after the seam and speed changes")
     print(body)
     if not args.no_write:
-        write_section("train_step", "Training step before/after the seam and speed changes", body)
+        write_section(*section, body)
 
 
 if __name__ == "__main__":
