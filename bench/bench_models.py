@@ -7,9 +7,7 @@ would be killed, not raise) and the table says what it would have needed.
 
     python bench/bench_models.py                 # 256x256, batch 4 (+ batch 8 for unet / sa_unet), 3 steps
     python bench/bench_models.py --size 128 --batch 2 --steps 2
-    # issue 12: attention layouts, the lite model and channels-last side by side at batch 8, into the docs page
-    python bench/bench_models.py --batch 8 --large-batch 0 --steps 3 --variants unet sa_unet \
-        sa_unet_conv_layout sa_unet_lite unet_channels_last sa_unet_channels_last --write docs/benchmarks.md
+    # attention's price per full training step (with Adam, variants interleaved): bench/bench_train_step.py --attention
 """
 
 from __future__ import annotations
