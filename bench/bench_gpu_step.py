@@ -27,13 +27,12 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
+import yaml
 from torch import Tensor
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path[:0] = [str(BENCH), str(REPO)]
-import bench_loader  # noqa: E402
 from report import machine, markdown_table, write_section  # noqa: E402
 
 NETWORKS = {"sa_unet": {}, "unet": {"attention": ["none", "none", "none"]}}
@@ -49,7 +48,8 @@ def build(name: str, device: torch.device) -> torch.nn.Module:
     """The network as bench_train_step builds it: sa_unet.yaml, unet = the same without attention."""
     from inpainting.models.registry import build_network
 
-    config = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "model" / "sa_unet.yaml"))
+    # plain YAML (no interpolation in this file): the GPU machine has PyYAML but not omegaconf/hydra
+    config = yaml.safe_load((REPO / "conf" / "model" / "sa_unet.yaml").read_text())
     torch.manual_seed(0)
     return build_network({**config, **NETWORKS[name]}).to(device).train()
 
@@ -146,7 +146,15 @@ def attention_blocks(image: Tensor, mask: Tensor, args: argparse.Namespace, step
 
 
 def loader_rates(args: argparse.Namespace, step_images_per_s: float) -> list[dict]:
-    """bench_loader's training loader at --size/--batch per num_workers, against sa_unet's fp32 images/s."""
+    """bench_loader's training loader at --size/--batch per num_workers, against sa_unet's fp32 images/s.
+
+    The loader needs hydra, omegaconf and albumentations, which a bare GPU machine may lack: then no rows, and
+    the reason is logged (the other parts do not need them)."""
+    try:
+        import bench_loader
+    except ImportError as error:
+        log(f"loader part skipped: {error} (bring the package as a wheel, see bench/gpu_check.sh)")
+        return []
     bench_loader.SIZE, bench_loader.BATCH = args.size, args.batch
     count = max(16, 4 * args.batch * max(max(args.workers), 1))  # >= 4 batches per worker: not just prefetch
     with tempfile.TemporaryDirectory(prefix="bench_gpu_step_") as tmp:
