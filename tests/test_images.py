@@ -116,13 +116,13 @@ def test_read_mask_thresholds_and_alpha(tmp_path):
 def test_list_images_sorted_recursive_case_insensitive(tmp_path):
     (tmp_path / "b").mkdir()
     (tmp_path / ".hidden").mkdir()
-    for rel in ["z.PNG", "a.jpg", "b/c.JpEg", "b/notes.txt", ".hidden/x.png", "._resource.jpg"]:
+    for rel in ["z.PNG", "a.jpg", "b/c.JpEg", "b/d.gif", "b/notes.txt", ".hidden/x.png", "._resource.jpg"]:
         (tmp_path / rel).write_bytes(b"x")
     found = [p.relative_to(tmp_path).as_posix() for p in list_images(tmp_path)]
-    assert found == ["a.jpg", "b/c.JpEg", "z.PNG"]
+    assert found == ["a.jpg", "b/c.JpEg", "b/d.gif", "z.PNG"]
     flat = [p.name for p in list_images(tmp_path, recursive=False)]
     assert flat == ["a.jpg", "z.PNG"]
-    assert {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"} == set(IMAGE_EXTENSIONS)
+    assert {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"} == set(IMAGE_EXTENSIONS)
 
 
 def test_list_images_errors(tmp_path):

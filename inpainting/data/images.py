@@ -32,7 +32,16 @@ from inpainting.errors import InputError
 log = logging.getLogger("inpainting.data")
 
 #: File extensions (lower case, with the dot) that :func:`list_images` picks up; matching is case-insensitive.
-IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_EXTENSIONS: tuple[str, ...] = (
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".gif",
+)  # a gif: its first frame
 
 
 class ImageReadError(InputError):
