@@ -27,15 +27,15 @@ from functools import partial
 from pathlib import Path
 
 import torch
-import yaml
 from torch import Tensor
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path[:0] = [str(BENCH), str(REPO)]
+import bench_train_step  # noqa: E402
 from report import machine, markdown_table, write_section  # noqa: E402
 
-NETWORKS = {"sa_unet": {}, "unet": {"attention": ["none", "none", "none"]}}
+NETWORKS = {"sa_unet": {}, "unet": bench_train_step.NO_ATTENTION}
 TITLE = "GPU training-step benchmark (sa_unet vs unet: fp32, bf16, torch.compile; attention; loader)"
 
 
@@ -45,13 +45,8 @@ def log(message: str) -> None:
 
 
 def build(name: str, device: torch.device) -> torch.nn.Module:
-    """The network as bench_train_step builds it: sa_unet.yaml, unet = the same without attention."""
-    from inpainting.models.registry import build_network
-
-    # plain YAML (no interpolation in this file): the GPU machine has PyYAML but not omegaconf/hydra
-    config = yaml.safe_load((REPO / "conf" / "model" / "sa_unet.yaml").read_text())
-    torch.manual_seed(0)
-    return build_network({**config, **NETWORKS[name]}).to(device).train()
+    """The network exactly as bench_train_step builds it: sa_unet.yaml, unet = the same without attention."""
+    return bench_train_step.network(NETWORKS[name]).to(device)
 
 
 def timed(fn: Callable[[], object], warmup: int, steps: int, device: torch.device) -> tuple[float, float]:

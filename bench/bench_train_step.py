@@ -24,36 +24,51 @@ import time
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import machine, write_section  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+MODEL_CONF = REPO / "conf" / "model"
 BEFORE = {"norm": "group", "fill_prior_relax": 0, "attention_gate_init": 0.0}
 NO_ATTENTION = {"attention": ["none", "none", "none"]}
 
 
-LITE = {"base_channels": 16, "kv_grid": 16}  # conf/model/sa_unet_lite.yaml on top of sa_unet.yaml
+def model_yaml(name: str) -> dict:
+    """``conf/model/<name>.yaml`` as plain data, without its ``defaults`` list. Plain YAML (these files use no
+    interpolation): bench_gpu_step shares this on a GPU machine that has PyYAML but neither omegaconf nor hydra."""
+    config = yaml.safe_load((MODEL_CONF / f"{name}.yaml").read_text())
+    config.pop("defaults", None)
+    return config
 
 
-def build(
-    overrides: dict, fused: bool, layout: str = "tokens"
-) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
-    """The network of conf/model/sa_unet.yaml with ``overrides`` and its Adam; ``layout``: ``tokens`` (default),
-    ``conv`` (attention blocks in the convolution layout) or ``channels_last`` (weights and inputs)."""
+#: what conf/model/sa_unet_lite.yaml changes on top of sa_unet.yaml
+LITE = model_yaml("sa_unet_lite")
+
+
+def network(overrides: dict, layout: str = "tokens") -> torch.nn.Module:
+    """The network of conf/model/sa_unet.yaml with ``overrides``, seeded, in training mode; ``layout``: ``tokens``
+    (default), ``conv`` (attention blocks in the convolution layout) or ``channels_last`` (weights)."""
     from inpainting.models.attention import SelfAttention2d
     from inpainting.models.registry import build_network
 
-    config = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "model" / "sa_unet.yaml"))
     torch.manual_seed(0)
-    net = build_network({**config, **overrides}).train()
+    net = build_network({**model_yaml("sa_unet"), **overrides}).train()
     if layout == "conv":
         for block in net.modules():
             if isinstance(block, SelfAttention2d):
                 block.token_layout = False
     if layout == "channels_last":
         net = net.to(memory_format=torch.channels_last)
+    return net
+
+
+def build(
+    overrides: dict, fused: bool, layout: str = "tokens"
+) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    """:func:`network` and its Adam (fused, or the per-parameter loop of the 'before' recipe)."""
+    net = network(overrides, layout)
     optimizer = torch.optim.Adam(
         net.parameters(), lr=5e-4, **({"fused": True} if fused else {"foreach": False})
     )

@@ -32,16 +32,8 @@ from inpainting.errors import InputError
 log = logging.getLogger("inpainting.data")
 
 #: File extensions (lower case, with the dot) that :func:`list_images` picks up; matching is case-insensitive.
-IMAGE_EXTENSIONS: tuple[str, ...] = (
-    ".jpg",
-    ".jpeg",
-    ".png",
-    ".bmp",
-    ".tif",
-    ".tiff",
-    ".webp",
-    ".gif",
-)  # a gif: its first frame
+#: A gif is read as its first frame.
+IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 
 
 class ImageReadError(InputError):
