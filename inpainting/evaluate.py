@@ -47,7 +47,8 @@ __all__ = ["MissingWeightsError", "main", "run"]
 def select_images(cfg: DictConfig) -> list[EvalImage]:
     if cfg.get("pairs_root"):
         pairs = read_image_mask_pairs(cfg.pairs_root)
-        return load_pairs(pairs[: cfg.max_images] if cfg.get("max_images") else pairs, cfg.image_size)
+        pairs = pairs[: cfg.max_images] if cfg.get("max_images") else pairs
+        return load_pairs(pairs, cfg.image_size, Path(cfg.pairs_root).expanduser())
     if cfg.split not in SPLITS:
         raise ConfigError(f"split={cfg.split!r} is not one of {', '.join(SPLITS)}")
     datamodule = instantiate(cfg.data)
@@ -116,6 +117,9 @@ def run(cfg: DictConfig) -> dict[str, Path]:
     label = features.distance_label if features else None
     fid = features.fid() if features else None
     notes = header_notes(methods, standard)
+    if result.left_out:
+        more = f"; and {len(result.left_out) - 10} more (see the log)" if len(result.left_out) > 10 else ""
+        notes.append(f"left out ({len(result.left_out)} pairs): " + "; ".join(result.left_out[:10]) + more)
     files = {
         "results": out / "results.csv",
         "summary": out / "summary.md",

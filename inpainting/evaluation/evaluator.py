@@ -4,12 +4,16 @@ Everything is judged on uint8 composites (what would be saved to disk), so a net
 baseline are compared on identical terms, and two runs on the same inputs give identical numbers.
 Networks run on predict's path (:func:`run_model`: the same output as ``inpainting.predict`` for the same
 image and mask, with equal-size crops batched); classical baselines run in worker processes (:class:`BaselinePool`).
+Every method is handed the image with its hole pixels zeroed (none may see what it is scored against), and pairs
+with no hole pixel or no known pixel are left out and reported (:func:`scorable_pairs`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing
+import os
 import sys
 import time
 from collections import defaultdict
@@ -40,6 +44,7 @@ log = logging.getLogger(__name__)
 METRICS = ("psnr", "ssim", "l1", "l1_hole")
 STANDARD_COLUMNS = ("lpips_alex", "lpips_vgg")
 ALL_SETS = "all"  # the FID key of all mask sets pooled
+PAIRS_SET = "pairs"  # the mask set name of user-supplied image/mask pairs
 
 
 @dataclass
@@ -49,17 +54,65 @@ class EvalImage:
     masks: dict[str, list[np.ndarray]] = field(default_factory=dict)  # mask set -> masks for this image
 
 
+#: The most pixels evaluation's resize may produce for one image (``2**26``, 192 MiB as uint8 RGB): resizing the
+#: short side of a 2 x 1,500,000 strip to 256 would otherwise ask for a 147 GB array.
+MAX_RESIZED_PIXELS = 1 << 26
+
+
+def check_eval_size(image_size: int) -> None:
+    """Refuse an ``image_size`` whose square alone is over :data:`MAX_RESIZED_PIXELS` (every image is kept in memory)."""
+    if int(image_size) ** 2 > MAX_RESIZED_PIXELS:
+        raise ConfigError(
+            f"image_size={image_size} is too large for evaluation: at most {math.isqrt(MAX_RESIZED_PIXELS)} "
+            "(the side of the square every image is resized and cropped to)"
+        )
+
+
+def resize_problem(height: int, width: int, image_size: int) -> str | None:
+    """Why resizing a ``height x width`` image's short side to ``image_size`` is refused, or None.
+
+    Downscaling never allocates more than the image already holds; upscaling (a thin strip, a tiny image) may
+    produce at most :data:`MAX_RESIZED_PIXELS` pixels before the centre crop.
+    """
+    scale = image_size / max(min(height, width), 1)
+    resized = round(height * scale) * round(width * scale)
+    if resized > max(height * width, MAX_RESIZED_PIXELS):
+        return (
+            f"it is {width}x{height} (width x height): resizing its short side to {image_size} would make "
+            f"{resized:,} pixels (at most {MAX_RESIZED_PIXELS:,}); crop it to a less elongated shape"
+        )
+    return None
+
+
+def display_names(paths: Sequence[Path], root: Path | None = None) -> list[str]:
+    """Table names: each path relative to ``root`` (default: the folder common to all) without its extension.
+
+    ``sub1/a`` and ``sub2/a`` stay apart; names that would still clash (``a.png`` and ``a.jpg``) keep the extension.
+    """
+    absolute = [os.path.abspath(p) for p in paths]
+    if root is None:
+        root = Path(os.path.commonpath([os.path.dirname(p) for p in absolute])) if absolute else Path()
+    relative = [Path(os.path.relpath(p, os.path.abspath(root))).as_posix() for p in absolute]
+    stems = [str(Path(r).with_suffix("")) for r in relative]
+    return [r if stems.count(s) > 1 else s for r, s in zip(relative, stems, strict=True)]
+
+
 def load_images(paths: Sequence[Path], image_size: int) -> list[EvalImage]:
     """Read and centre-crop images to ``image_size`` (the validation transform); unreadable files are skipped."""
+    check_eval_size(image_size)
     transform = eval_transform(image_size)
     images = []
-    for path in paths:
+    for path, name in zip(paths, display_names(paths), strict=True):
         try:
             array = read_image_rgb(path)
         except ImageReadError as error:
             log.warning("skipping %s", error)
             continue
-        images.append(EvalImage(Path(path).stem, transform(image=array)["image"]))
+        problem = resize_problem(*array.shape[:2], image_size)
+        if problem:
+            log.warning("skipping %s: %s", path, problem)
+            continue
+        images.append(EvalImage(name, transform(image=array)["image"]))
     if not images:
         raise InputError(f"no readable images to evaluate among {len(paths)} files")
     return images
@@ -76,20 +129,34 @@ def attach_mask_sets(images: list[EvalImage], names: Sequence[str], masks_per_im
             item.masks[name] = masks[j * masks_per_image : (j + 1) * masks_per_image]
 
 
-def load_pairs(pairs: Sequence[tuple[Path, Path]], image_size: int) -> list[EvalImage]:
-    """User-supplied image + mask files (white = missing), resized and cropped together."""
+def load_pairs(
+    pairs: Sequence[tuple[Path, Path]], image_size: int, root: Path | None = None
+) -> list[EvalImage]:
+    """User-supplied image + mask files (white = missing), resized and cropped together.
+
+    Each pair is named after its mask file relative to ``root`` (``sub1/a_mask``), so pairs in different
+    folders never share a row name. Images too elongated to resize (:func:`resize_problem`) are skipped, logged.
+    """
+    check_eval_size(image_size)
     transform = eval_transform(image_size)
     images = []
-    for image_path, mask_path in pairs:
+    names = display_names([mask for _, mask in pairs], root)
+    for (image_path, mask_path), name in zip(pairs, names, strict=True):
         image, mask = read_image_rgb(image_path), read_mask(mask_path)
         if image.shape[:2] != mask.shape:
             raise InputError(
                 f"mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} but image {image_path} is "
                 f"{image.shape[1]}x{image.shape[0]} (width x height): they must match"
             )
+        problem = resize_problem(*image.shape[:2], image_size)
+        if problem:
+            log.warning("skipping the pair %s (%s): %s", name, image_path, problem)
+            continue
         out = transform(image=image, mask=mask)
-        images.append(
-            EvalImage(Path(mask_path).stem, out["image"], {"pairs": [out["mask"].astype(np.uint8)]})
+        images.append(EvalImage(name, out["image"], {PAIRS_SET: [out["mask"].astype(np.uint8)]}))
+    if not images:
+        raise InputError(
+            f"no image/mask pair left to evaluate among {len(pairs)} pairs (see the lines above)"
         )
     return images
 
@@ -322,6 +389,7 @@ class EvalResult:
     rows: list[dict]
     grids: dict[str, dict[str, np.ndarray]]
     fid: dict[tuple[str, str], float] = field(default_factory=dict)
+    left_out: list[str] = field(default_factory=list)  # "name: why" of each pair that could not be scored
 
     def __iter__(self):  # rows, grids = evaluate(...) keeps working
         return iter((self.rows, self.grids))
@@ -344,10 +412,9 @@ def evaluate(
     """
     rows: list[dict] = []
     grids: dict[str, dict[str, np.ndarray]] = {}
-    set_names = list(images[0].masks)
-    progress = ProgressLog(
-        [m.name for m in methods], [sum(len(i.masks[s]) for i in images) for s in set_names]
-    )
+    scored, left_out = scorable_pairs(images)
+    set_names = [name for name, entries in scored.items() if entries]
+    progress = ProgressLog([m.name for m in methods], [len(scored[s]) for s in set_names])
     use_fid = standard is not None and standard.inception is not None
     fake_features: dict[str, list[np.ndarray]] = defaultdict(list)
     real_features: list[np.ndarray] = []
@@ -358,9 +425,10 @@ def evaluate(
         if any(needs_workers(m) for m in methods):
             pool.start()
         for set_name in set_names:
-            entries = [(item, k, m) for item in images for k, m in enumerate(item.masks[set_name])]
+            entries = scored[set_name]
             truth = np.stack([item.image for item, _, _ in entries])
             masks = np.stack([m for _, _, m in entries]).astype(np.uint8)
+            visible = np.where(masks[..., None] != 0, np.uint8(0), truth)  # no method sees a hidden pixel
             fractions = masks.reshape(len(masks), -1).mean(axis=1, dtype=np.float64)
             target = _to_unit(truth)
             mask_t = torch.from_numpy(masks[:, None].astype(np.float32))
@@ -378,7 +446,7 @@ def evaluate(
             }
             for method in methods:
                 started = time.perf_counter()
-                outputs = run_method(method, truth, masks, batch_size, pool)
+                outputs = run_method(method, visible, masks, batch_size, pool)
                 grids[set_name][method.name] = outputs[:keep_outputs]
                 pred = _to_unit(outputs)
                 values = {k: v.double().numpy() for k, v in image_metrics(pred, target, mask_t).items()}
@@ -410,4 +478,38 @@ def evaluate(
         real_all = np.concatenate(real_features)
         for name, parts in fake_features.items():
             fid[(name, ALL_SETS)] = fid_from_features(np.concatenate(parts), real_all)
-    return EvalResult(rows, grids, fid)
+    return EvalResult(rows, grids, fid, left_out)
+
+
+def scorable_pairs(
+    images: list[EvalImage],
+) -> tuple[dict[str, list[tuple[EvalImage, int, np.ndarray]]], list[str]]:
+    """Per mask set the ``(image, mask index, mask)`` pairs that can be scored, and ``name: why`` for the rest.
+
+    A mask with no hole pixel leaves nothing to fill (every method would score a perfect 100 dB); one without a known
+    pixel leaves nothing to fill from (the metric would only measure a guess). Each is logged on one line and left
+    out of the tables; with none left, an InputError.
+    """
+    scored: dict[str, list[tuple[EvalImage, int, np.ndarray]]] = {}
+    left_out: list[str] = []
+    for set_name in images[0].masks:
+        scored[set_name] = []
+        for item in images:
+            for k, mask in enumerate(item.masks[set_name]):
+                holes = np.count_nonzero(mask)
+                why = None
+                if holes == 0:
+                    why = "no hole pixel (white = missing) after resizing and centre-cropping"
+                elif holes == mask.size:
+                    why = "no known pixel: the whole image is a hole, nothing to inpaint from"
+                if why is None:
+                    scored[set_name].append((item, k, mask))
+                    continue
+                pair = item.name if set_name == PAIRS_SET else f"{item.name} (mask set {set_name} #{k})"
+                left_out.append(f"{pair}: {why}")
+                log.warning("left out of the tables: %s", left_out[-1])
+    if not any(scored.values()):
+        raise InputError(
+            f"no image/mask pair can be scored: all {len(left_out)} were left out (first: {left_out[0]})"
+        )
+    return scored, left_out
