@@ -18,6 +18,7 @@ from torch import nn
 from inpainting.models.gated_ca import GatedCANet
 from inpainting.models.pconv_unet import PConvUNet
 from inpainting.models.sa_unet import SAUNet
+from inpainting.models.sa_unet_video import SAUNetVideo
 
 __all__ = [
     "GENERATORS",
@@ -30,7 +31,12 @@ __all__ = [
 
 #: name -> class; both the short name and the class path (what configs write as ``_target_``) are accepted
 GENERATORS: dict[str, type[nn.Module]] = {}
-for _name, _cls in {"sa_unet": SAUNet, "pconv_unet": PConvUNet, "gated_ca": GatedCANet}.items():
+for _name, _cls in {
+    "sa_unet": SAUNet,
+    "sa_unet_video": SAUNetVideo,
+    "pconv_unet": PConvUNet,
+    "gated_ca": GatedCANet,
+}.items():
     GENERATORS[_name] = _cls
     GENERATORS[f"{_cls.__module__}.{_cls.__qualname__}"] = _cls
 

@@ -1,0 +1,230 @@
+"""Video inpainting generator: the sa_unet encoder-decoder on every frame, its attention across the frames.
+
+``net(clip * (1 - mask), mask) -> clip``: ``B x T x 3 x H x W`` in [-1, 1] with a ``B x T x 1 x H x W`` mask
+(1 = missing). Convolutions, norms and the push-pull prior (``fill_prior``) run per frame, the T frames folded
+into the batch; only the attention blocks see the clip, so a hole in one frame can be filled with what another
+frame shows at the same place:
+
+* ``"window"`` levels attend over the same ``window_size`` square in all T frames (``T * ws * ws`` tokens per
+  window), so the cost stays linear in pixels and in T;
+* ``"global"`` levels (the bottleneck) let every token of every frame attend over the pooled keys of all frames:
+  each frame contributes at most ``kv_grid`` x ``kv_grid`` keys (``kv_pool``-times pooled), so keys grow with T
+  only and SDPA's memory stays linear in tokens.
+
+``temporal=False`` is the per-frame ablation with the same parameters (identical ``state_dict``): every attention
+block attends within its own frame, exactly as :class:`~inpainting.models.sa_unet.SAUNet` does. The parameter names
+and shapes are SAUNet's, so a shipped image model initialises the video model one to one
+(:meth:`SAUNetVideo.load_image_weights`, :meth:`SAUNetVideo.from_image_generator`); with T = 1 the two compute the
+same function. ``mask_aware=True`` keeps hole tokens from being keys in every frame, so a hidden pixel is filled
+from the frames where that place is visible.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from inpainting.models.attention import LayerNorm2d, SelfAttention2d, hole_tokens
+from inpainting.models.sa_unet import SAUNet
+
+__all__ = ["SAUNetVideo", "VideoSelfAttention"]
+
+IMAGE_TARGET = f"{SAUNet.__module__}.{SAUNet.__qualname__}"
+
+
+class VideoSelfAttention(SelfAttention2d):
+    """:class:`SelfAttention2d` whose tokens may span the frames of a clip folded into the batch.
+
+    Same parameters and layout as the image block. ``forward(x, mask, frames=None)`` is the image block (each
+    ``B*T`` map on its own); ``frames=T`` reads ``x`` as ``(B*T) x C x H x W`` with a clip's frames consecutive and
+    attends across them (window: the same window in all frames; global: all frames' pooled keys). Keys of padding
+    and, when mask-aware, of holes are excluded; a window (or clip) with no allowed key attends to all its real
+    tokens so the output is never NaN.
+    """
+
+    @classmethod
+    def from_image_block(cls, block: SelfAttention2d) -> VideoSelfAttention:
+        """A video block with ``block``'s configuration and a copy of its parameters."""
+        video = cls(
+            block.channels,
+            block.num_heads,
+            block.mode,
+            block.window_size,
+            mask_aware=block.mask_aware,
+            qkv_kernel=block.qkv.kernel_size[0],
+            kv_pool=block.kv_pool,
+            norm="layer" if isinstance(block.norm, LayerNorm2d) else "group",
+            kv_grid=block.kv_grid,
+        )
+        video.load_state_dict(block.state_dict())
+        return video.to(block.gamma.device, block.gamma.dtype)
+
+    def forward(self, x: Tensor, mask: Tensor | None = None, frames: int | None = None) -> Tensor:
+        """``x``: ``(B*T) x C x H x W``; ``mask``: ``(B*T) x 1 x H0 x W0`` (mask-aware only); ``frames``: T or None."""
+        if frames is None:
+            return super().forward(x, mask)
+        if self.mask_aware and mask is None:
+            raise ValueError("mask_aware=True needs forward(x, mask) with the (B*T) x 1 x H x W hole mask")
+        if frames < 1 or x.shape[0] % frames:
+            raise ValueError(f"batch {x.shape[0]} is not a whole number of clips of {frames} frames")
+        mask = mask if self.mask_aware else None
+        xn = self.norm(x)  # per frame: LayerNorm per token, GroupNorm over each frame's map
+        if self.kv_pool > 1 or self.kv_grid > 0:
+            out = self._video_pooled(xn, mask, frames)
+        else:
+            out = self._video_windows(xn, mask, frames)
+        return x + self.gamma * self.proj(out)
+
+    def _conv_qkv(self, xn: Tensor, part: slice) -> Tensor:
+        """Rows ``part`` of the q/k/v projection on a ``(B*T) x C x H x W`` map (per frame, any kernel)."""
+        return F.conv2d(xn, self.qkv.weight[part], self.qkv.bias[part], padding=self.qkv.padding)
+
+    def _video_windows(self, xn: Tensor, mask: Tensor | None, frames: int) -> Tensor:
+        """Window attention over ``frames * wh * ww`` tokens per window (global unpooled: one window)."""
+        bt, c, h, w = xn.shape
+        b, heads, d = bt // frames, self.num_heads, self.head_dim
+        wh, ww = (self.window_size, self.window_size) if self.mode == "window" else (h, w)
+        pad_h, pad_w = (-h) % wh, (-w) % ww
+        hp, wp = h + pad_h, w + pad_w
+        nh, nw = hp // wh, wp // ww
+        qkv = self._conv_qkv(xn, slice(None))
+        if pad_h or pad_w:  # padded tokens are never keys and their outputs are cropped
+            qkv = F.pad(qkv, (0, pad_w, 0, pad_h))
+        # (B, T, 3, heads, d, nh, wh, nw, ww) -> (3, B, nh, nw, heads, T, wh, ww, d) -> (3, B*nWin, heads, T*N, d)
+        t = qkv.view(b, frames, 3, heads, d, nh, wh, nw, ww).permute(2, 0, 5, 7, 3, 1, 6, 8, 4)
+        q, k, v = (u.contiguous() for u in t.reshape(3, b * nh * nw, heads, frames * wh * ww, d).unbind(0))
+        o = self._sdpa(q, k, v, self._video_window_key_valid(b, frames, h, w, wh, ww, mask, xn.device))
+        # (B*nWin, heads, T*N, d) -> (B, T, heads, d, nh, wh, nw, ww) -> (B*T, C, Hp, Wp), cropped
+        o = o.view(b, nh, nw, heads, frames, wh, ww, d).permute(0, 4, 3, 7, 1, 5, 2, 6)
+        return o.reshape(bt, c, hp, wp)[:, :, :h, :w]
+
+    def _video_window_key_valid(
+        self,
+        b: int,
+        frames: int,
+        h: int,
+        w: int,
+        wh: int,
+        ww: int,
+        mask: Tensor | None,
+        device: torch.device,
+    ) -> Tensor | None:
+        """``(B*nWin, 1, 1, T*N)`` key validity in the token order of :meth:`_video_windows`, or None."""
+        pad_h, pad_w = (-h) % wh, (-w) % ww
+        if not (pad_h or pad_w or mask is not None):
+            return None
+        nh, nw = (h + pad_h) // wh, (w + pad_w) // ww
+
+        def windows(flags: Tensor) -> Tensor:  # (B*T, 1, H, W) bool -> (B*nWin, T*N)
+            flags = F.pad(flags, (0, pad_w, 0, pad_h), value=False) if pad_h or pad_w else flags
+            flags = flags.view(b, frames, nh, wh, nw, ww).permute(0, 2, 4, 1, 3, 5)
+            return flags.reshape(b * nh * nw, frames * wh * ww)
+
+        real = windows(torch.ones(b * frames, 1, h, w, dtype=torch.bool, device=device))
+        key_valid = real
+        if mask is not None:
+            key_valid = windows(~hole_tokens(mask, (h, w)))
+            key_valid = key_valid | (real & ~key_valid.any(-1, keepdim=True))
+        return key_valid[:, None, None, :]
+
+    def _video_pooled(self, xn: Tensor, mask: Tensor | None, frames: int) -> Tensor:
+        """Every token of the clip over the pooled keys/values of all its frames (``kv_grid`` caps each frame)."""
+        bt, c, h, w = xn.shape
+        b, heads, d = bt // frames, self.num_heads, self.head_dim
+        hk, wk = self._key_grid(h, w)
+        q = self._conv_qkv(xn, slice(0, c))
+        if self.token_layout:  # a 1x1 projection commutes with averaging: pool first, project the few keys
+            kv = self._conv_qkv(self._pool(xn, hk, wk), slice(c, 3 * c))
+        else:
+            kv = self._pool(self._conv_qkv(xn, slice(c, 3 * c)), hk, wk)
+        q = q.view(b, frames, heads, d, h * w).permute(0, 2, 1, 4, 3).reshape(b, heads, frames * h * w, d)
+        kv = kv.reshape(b, frames, 2, heads, d, hk * wk).permute(2, 0, 3, 1, 5, 4)
+        k, v = (u.contiguous() for u in kv.reshape(2, b, heads, frames * hk * wk, d).unbind(0))
+        key_valid = None
+        if mask is not None:
+            key_valid = (~hole_tokens(mask, (hk, wk))).view(b, 1, 1, frames * hk * wk)
+            key_valid = key_valid | ~key_valid.any(-1, keepdim=True)
+        o = self._sdpa(q.contiguous(), k, v, key_valid)  # (B, heads, T*HW, d)
+        return o.view(b, heads, frames, h * w, d).permute(0, 2, 1, 4, 3).reshape(bt, c, h, w)
+
+
+class SAUNetVideo(SAUNet):
+    """SAUNet on clips: ``forward(masked_clip, mask) -> clip``, ``B x T x 3 x H x W`` in [-1, 1].
+
+    Takes every :class:`SAUNet` argument (same meaning, same parameters) plus ``temporal``: True makes the attention
+    blocks attend across the T frames (see the module docstring), False keeps each frame to itself (the per-frame
+    ablation, identical ``state_dict``). A 4-D ``B x 3 x H x W`` input is a one-frame clip and comes back 4-D, so
+    image tools (MAC counts, image training) can run it.
+    """
+
+    def __init__(self, *args: Any, temporal: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.temporal = bool(temporal)
+        with torch.random.fork_rng(
+            devices=[]
+        ):  # the same seed gives SAUNet's weights, and the same RNG after
+            for key, block in list(self.attn.items()):
+                self.attn[key] = VideoSelfAttention.from_image_block(block)
+        self._frames: int | None = None  # T of the clip being processed, read by _attend
+
+    def extra_repr(self) -> str:
+        return f"temporal={self.temporal}"
+
+    def load_image_weights(self, state_dict: dict[str, Tensor]) -> None:
+        """Initialise from an image :class:`SAUNet`'s ``state_dict`` (same keys and shapes; strict)."""
+        self.load_state_dict(state_dict)
+
+    @classmethod
+    def from_image_generator(
+        cls, path: str | Path, temporal: bool = True, mask_aware: bool | None = None
+    ) -> SAUNetVideo:
+        """The video model of a shipped SAUNet file (generator ``.pt`` or training ``.ckpt``), eval mode, CPU.
+
+        Read with the project's safe reader (``weights_only``, registry-checked config). ``mask_aware`` (no
+        parameters) may be changed; None keeps the file's.
+        """
+        from inpainting.inference.checkpoint import load_generator
+
+        image_net, config = load_generator(path, expected_target=IMAGE_TARGET)
+        arguments = {k: v for k, v in config["model"].items() if k not in ("_target_", "name")}
+        if mask_aware is not None:
+            arguments["mask_aware"] = mask_aware
+        net = cls(**arguments, temporal=temporal)
+        net.load_image_weights(image_net.state_dict())
+        return net.eval()
+
+    def _attend(self, key: str, h: Tensor, mask: Tensor) -> Tensor:
+        if key not in self.attn:
+            return h
+        return self.attn[key](h, mask if self.mask_aware else None, self._frames if self.temporal else None)
+
+    def forward(self, masked_image: Tensor, mask: Tensor) -> Tensor:
+        """``masked_image``: ``B x T x 3 x H x W`` (holes zeroed); ``mask``: ``B x T x 1 x H x W``, 1 = missing."""
+        if masked_image.dim() == 4 and mask.dim() == 4:
+            return self.forward(masked_image[:, None], mask[:, None])[:, 0]
+        if masked_image.dim() != 5 or mask.dim() != 5 or masked_image.shape[:2] != mask.shape[:2]:
+            raise ValueError(
+                f"expected a B x T x C x H x W clip and a B x T x 1 x H x W mask, got shapes "
+                f"{tuple(masked_image.shape)} and {tuple(mask.shape)}"
+            )
+        b, frames = masked_image.shape[:2]
+        self._frames = frames
+        try:
+            out = super().forward(masked_image.flatten(0, 1), mask.flatten(0, 1))
+        finally:
+            self._frames = None
+        return out.view(b, frames, *out.shape[1:])
+
+
+# SAUNet's arguments plus ``temporal``, spelled out for the registry's argument check (``inspect.signature.bind``)
+SAUNetVideo.__signature__ = inspect.Signature(
+    [
+        *inspect.signature(SAUNet).parameters.values(),
+        inspect.Parameter("temporal", inspect.Parameter.KEYWORD_ONLY, default=True, annotation=bool),
+    ]
+)
