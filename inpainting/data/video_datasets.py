@@ -22,7 +22,9 @@ per epoch in training, ``clips_per_video`` per photo in evaluation, each with it
 A source that fails while reading (a file deleted or damaged since it was indexed, a frame folder with a broken
 frame) is logged once as a warning naming it; a source that stopped decoding at frame ``k`` keeps its clips that end
 before ``k``, one that does not open any more is skipped, and the sample is replaced by the next usable clip
-(``index + 1``, wrapping around). Only when no clip is left does ``__getitem__`` raise.
+(``index + 1``, wrapping around). Only when no clip is left does ``__getitem__`` raise. Sources that do not open at
+all are found (and logged) once, when the dataset is built; DataLoader workers hold their own copies, so a source
+that breaks later is logged by each worker that meets it, as for images (:mod:`inpainting.data.datasets`).
 """
 
 from __future__ import annotations
