@@ -27,6 +27,7 @@ from inpainting.config import (
 from inpainting.inference.checkpoint import check_checkpoint
 from inpainting.resources import conf_dir
 from inpainting.training.callbacks import RunConfigInCheckpoints
+from inpainting.training.init_weights import load_initial_weights
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule: L.LightningDataModule = instantiate(cfg.data)
     log.info("Instantiating module <%s> with net <%s>", cfg.module._target_, cfg.model._target_)
     module: L.LightningModule = instantiate(cfg.module)
+    if cfg.get("init_from") and not cfg.get("ckpt_path"):  # resume restores its own weights
+        load_initial_weights(module.net, str(cfg.init_from), strict=bool(cfg.get("init_strict", True)))
+        if getattr(module, "net_ema", None) is not None:  # the EMA copy starts from the same weights
+            module.net_ema.module.load_state_dict(module.net.state_dict())
 
     loggers = instantiate_loggers(cfg.get("logger"))
     callbacks = instantiate_callbacks(cfg.get("callbacks"), has_logger=bool(loggers))

@@ -33,8 +33,17 @@ def generate(net: nn.Module, image: Tensor, mask: Tensor) -> GeneratorOutput:
     return GeneratorOutput(output, output * mask + image * (1.0 - mask), coarse)
 
 
+def frames_as_images(tensor: Tensor | None) -> Tensor | None:
+    """A video batch's ``B x T x C x H x W`` as ``B*T x C x H x W`` (images pass through), so every image loss
+    and metric serves clips unchanged: the video contract is the image contract with a frame axis."""
+    return tensor.flatten(0, 1) if tensor is not None and tensor.dim() == 5 else tensor
+
+
 def reconstruction_terms(
     loss: nn.Module, step: GeneratorOutput, image: Tensor, mask: Tensor
 ) -> dict[str, Tensor]:
-    """The loss's named terms (``total`` included) for one generator step."""
-    return loss(step.output, step.composite, image, mask, coarse=step.coarse)
+    """The loss's named terms (``total`` included) for one generator step (of images or of clips)."""
+    output, composite, image, mask, coarse = map(
+        frames_as_images, (step.output, step.composite, image, mask, step.coarse)
+    )
+    return loss(output, composite, image, mask, coarse=coarse)

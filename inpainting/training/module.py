@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from inpainting.evaluation.metrics import BucketedImageMetrics
-from inpainting.training.generator_step import generate, reconstruction_terms
+from inpainting.training.generator_step import frames_as_images, generate, reconstruction_terms
 from inpainting.training.panels import to_unit_range
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,12 @@ class InpaintingModule(L.LightningModule):
         self, batch: dict[str, Any], stage: str, metrics: BucketedImageMetrics
     ) -> dict[str, Tensor]:
         terms, output, composite = self._shared_step(batch)
-        metrics.update(to_unit_range(composite), to_unit_range(batch["image"]), batch["mask"])
+        metrics.update(
+            *(
+                frames_as_images(t)
+                for t in (to_unit_range(composite), to_unit_range(batch["image"]), batch["mask"])
+            )
+        )
         self.log(f"{stage}/loss", terms["total"], batch_size=batch["image"].shape[0], sync_dist=True)
         return {"output": output, "composite": composite}
 

@@ -21,7 +21,11 @@ def to_unit_range(image: Tensor) -> Tensor:
 def inpainting_panel(
     image: Tensor, mask: Tensor, output: Tensor, composite: Tensor, max_rows: int = 4
 ) -> np.ndarray:
-    """Build an ``rows*H x 4*W x 3`` uint8 panel; holes in the input are shown white."""
+    """Build an ``rows*H x 4*W x 3`` uint8 panel; holes in the input are shown white. A clip's frames
+    (``B x T x C x H x W``) are rows of their own, the first clip's first."""
+    image, mask, output, composite = (
+        t.flatten(0, 1) if t.dim() == 5 else t for t in (image, mask, output, composite)
+    )
     rows = min(max_rows, image.shape[0])
     image, mask, output, composite = (
         t[:rows].detach().float().cpu() for t in (image, mask, output, composite)
