@@ -10,6 +10,11 @@ and runs :class:`inpainting.inference.Inpainter` on each pair with a progress ba
 output per mask, named after the mask. A file that cannot be read (or has no mask, or a mask of another size) is
 reported and skipped; the rest is processed, and the command exits with status 1 at the end.
 
+Nothing is overwritten by accident: every output path is planned first, and an output that would replace an input,
+another output (``x.jpg`` and ``x.png`` both giving ``x.png``) or an existing file stops the run before anything is
+written, naming both files. ``overwrite=true`` allows replacing existing files (a previous run's outputs), never an
+input. An output folder inside the input folder is not searched for inputs.
+
 Outputs are RGB (greyscale, RGBA and 16-bit inputs are read as 8-bit RGB by ``read_image_rgb``). Written as PNG,
 every pixel outside the holes equals the decoded input exactly; a JPEG/WebP output re-encodes it lossily.
 """
@@ -34,6 +39,7 @@ from inpainting.data.images import (
     IMAGE_EXTENSIONS,
     MASK_TAG,
     ImageReadError,
+    NoImagesFoundError,
     list_images,
     read_image_rgb,
     read_mask,
@@ -82,8 +88,21 @@ def _output_name(image: Path, mask: Path, several: bool) -> str:
 
 
 def plan_folder(root: Path, mask_root: Path | None, output: Path) -> tuple[list[Job], list[tuple[Path, str]]]:
-    """Jobs for every image under ``root`` (outputs mirrored under ``output``) and the images without a mask."""
+    """Jobs for every image under ``root`` (outputs mirrored under ``output``) and the images without a mask.
+
+    An ``output`` folder inside ``root`` is left out of the search: its files are earlier results, not inputs.
+    """
     files = list_images(root)
+    real_root, real_output = Path(os.path.realpath(root)), Path(os.path.realpath(output))
+    if real_output != real_root and real_output.is_relative_to(real_root):
+        kept = [p for p in files if not Path(os.path.realpath(p)).is_relative_to(real_output)]
+        if len(kept) < len(files):
+            log.info(
+                "not reading the %d file(s) in the output folder %s as inputs", len(files) - len(kept), output
+            )
+        if not kept:
+            raise NoImagesFoundError(f"no images under {root} outside the output folder {output}")
+        files = kept
     beside = mask_root is None or mask_root.resolve() == root.resolve()
     images, by_image = split_images_and_masks(files) if beside else (files, {})
     if not images:
@@ -137,6 +156,47 @@ def plan_file(image: Path, mask: Path | None, output: Path) -> list[Job]:
     return [Job(image, mask, output)]
 
 
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of an existing file, following links; None when there is none."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def check_collisions(jobs: list[Job], inputs: list[Path], overwrite: bool = False) -> None:
+    """Before anything is written: no output may be an input (by identity: a link or another spelling counts),
+    nor another job's output, nor (unless ``overwrite``) an existing file. The error names both files."""
+    input_ids = {fid: p for p in inputs if (fid := _file_id(p)) is not None}
+    planned: dict[str, Job] = {}
+    found: list[str] = []
+    for job in jobs:
+        # casefold: on a case-insensitive file system (macOS, Windows) X.png and x.png are one file
+        key = os.path.realpath(job.output).casefold()
+        existing = _file_id(job.output)
+        if existing in input_ids:
+            hit = input_ids[existing]
+            whose = "" if hit == job.image else f" (the result for {job.image})"
+            found.append(
+                f"output {job.output}{whose} would overwrite an input file, {hit}; choose another output"
+            )
+        elif key in planned:
+            found.append(
+                f"{planned[key].image} and {job.image} would both be written to {job.output}; "
+                "rename one of them or use separate output folders"
+            )
+        elif os.path.lexists(job.output) and not overwrite:
+            found.append(
+                f"output {job.output} (the result for {job.image}) already exists; "
+                "pass overwrite=true to replace it, or choose another output"
+            )
+        planned.setdefault(key, job)
+    if found:
+        more = f" (and {len(found) - 1} more collision(s))" if len(found) > 1 else ""
+        raise OutputError(found[0] + more)
+
+
 def check_output_file(path: Path) -> None:
     """Fail before any work when ``path`` cannot be written (bad extension, parent not creatable)."""
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
@@ -170,18 +230,32 @@ def read_pair(job: Job, threshold: int, invert: bool) -> tuple[np.ndarray, np.nd
     return image, mask
 
 
-def write_image(image: np.ndarray, path: Path) -> None:
+def write_image(image: np.ndarray, path: Path, overwrite: bool = False) -> None:
+    """Save ``image``; without ``overwrite`` the file is created exclusively, so a file that appeared since the
+    collision check is never replaced."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(image).save(path)
+        with open(path, "wb" if overwrite else "xb") as file:
+            Image.fromarray(image).save(file, format=Image.registered_extensions()[path.suffix.lower()])
+    except FileExistsError as error:
+        raise OutputError(f"output {path} appeared during the run; not replacing it") from error
     except OSError as error:
         raise OutputError(f"cannot write output {path}: {error}") from error
 
 
 def predict_jobs(
-    jobs: list[Job], inpainter: Inpainter, threshold: int = 127, invert: bool = False, progress: bool = True
+    jobs: list[Job],
+    inpainter: Inpainter,
+    threshold: int = 127,
+    invert: bool = False,
+    progress: bool = True,
+    keep_going: bool = True,
+    overwrite: bool = False,
 ) -> PredictResult:
-    """Run every job; a bad input is recorded in ``failed`` and the rest goes on (a write error stops)."""
+    """Run every job; a bad input is recorded in ``failed`` and the rest goes on (a write error stops).
+
+    ``keep_going=False`` (one input file): a bad input raises :class:`InputError` at once, reported once by the
+    caller instead of logged here and again there."""
     result = PredictResult()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, disable=not progress, transient=False) as bar:
@@ -190,16 +264,27 @@ def predict_jobs(
             bar.update(task, description=f"inpainting {job.image.name}")
             try:
                 image, mask = read_pair(job, threshold, invert)
-                if not mask.any():
-                    log.info(
-                        "%s: the mask %s has no hole pixels; writing the image unchanged", job.image, job.mask
+                if mask.any():
+                    filled = inpainter(image, mask)
+                else:  # not through the inpainter, which would log the same at INFO
+                    filled = image
+                    rule = "at or below" if invert else "above"
+                    log.warning(
+                        "%s: the mask %s has no hole pixels (no grey level %s threshold=%d%s); "
+                        "writing the image unchanged",
+                        job.image,
+                        job.mask,
+                        rule,
+                        threshold,
+                        ", invert=true" if invert else "",
                     )
-                filled = inpainter(image, mask)
             except (ImageReadError, ValueError) as error:
+                if not keep_going:
+                    raise InputError(str(error)) from error
                 log.warning("skipping %s: %s", job.image, error)
                 result.failed.append((job.image, str(error)))
             else:
-                write_image(filled, job.output)
+                write_image(filled, job.output, overwrite)
                 result.written.append(job.output)
             bar.advance(task)
     return result
@@ -210,6 +295,7 @@ def run(cfg: DictConfig) -> PredictResult:
     source = Path(str(cfg.input)).expanduser()
     mask = Path(str(cfg.mask_path)).expanduser() if cfg.get("mask_path") else None
     output = Path(str(cfg.output)).expanduser() if cfg.get("output") else Path(cfg.paths.output_dir)
+    overwrite = bool(cfg.get("overwrite", False))
     if not 0 <= int(cfg.threshold) <= 255:
         raise ConfigError(f"threshold={cfg.threshold} must be in 0..255")
     if source.is_dir():
@@ -222,15 +308,15 @@ def run(cfg: DictConfig) -> PredictResult:
                 f"input={source} is a folder, so output must be a folder, got the file name {output}"
             )
         jobs, problems = plan_folder(source, mask, output)
+    else:
+        jobs, problems = plan_file(source, mask, output), []
+    inputs = [p for job in jobs for p in (job.image, job.mask)] + [p for p, _ in problems]
+    check_collisions(jobs, inputs, overwrite)
+    if source.is_dir():
         try:
             output.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise OutputError(f"cannot create the output folder {output}: {error}") from error
-    else:
-        jobs, problems = plan_file(source, mask, output), []
-    for job in jobs:  # realpath, not Path.resolve: a symlink loop among the inputs must not stop the run
-        if os.path.realpath(job.output) in (os.path.realpath(job.image), os.path.realpath(job.mask)):
-            raise OutputError(f"output {job.output} would overwrite an input file")
     if len(jobs) == 1:
         check_output_file(jobs[0].output)
         if jobs[0].output.suffix.lower() in LOSSY:
@@ -244,11 +330,15 @@ def run(cfg: DictConfig) -> PredictResult:
     log.info("model: %s", model.describe())
     inpainter = Inpainter(model, cfg.strategy, cfg.max_side, cfg.margin)
     result = predict_jobs(
-        jobs, inpainter, int(cfg.threshold), bool(cfg.invert), bool(cfg.get("progress", True))
+        jobs,
+        inpainter,
+        int(cfg.threshold),
+        bool(cfg.invert),
+        bool(cfg.get("progress", True)),
+        keep_going=source.is_dir(),
+        overwrite=overwrite,
     )
     result.failed[:0] = problems
-    if not source.is_dir() and result.failed:
-        raise InputError(result.failed[0][1])
     log.info("wrote %d image(s) to %s", len(result.written), output)
     if result.failed:
         log.warning(

@@ -14,13 +14,17 @@ predictable thing, an ``H x W x 3`` ``uint8`` RGB array, *as a viewer would disp
   (``round(v / 257)``, so 65535 -> 255), not clipped as ``Image.convert("RGB")`` would do. ``I`` images with values
   outside ``0..65535`` and float (``F``) images outside ``[0, 1]`` are stretched linearly from their min..max.
 
-Files that cannot be decoded raise :class:`ImageReadError` (a ``ValueError``) whose message names the file.
+Files that cannot be decoded raise :class:`ImageReadError` (a ``ValueError``) whose message names the file. So do
+files whose header declares more pixels than Pillow's ``PIL.Image.MAX_IMAGE_PIXELS`` (about 89 megapixels by default;
+Pillow only warns up to twice that): the size is read from the header, before any pixel is decoded, so a small
+file claiming a huge size cannot exhaust memory.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -110,6 +114,18 @@ def _to_array(im: Image.Image, *, channels: int, background: int) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def _check_pixel_count(path: Path, size: tuple[int, int]) -> None:
+    """Refuse, from the header's size, an image over ``Image.MAX_IMAGE_PIXELS`` before it is decoded."""
+    limit = Image.MAX_IMAGE_PIXELS
+    width, height = size
+    if limit is not None and width * height > limit:
+        raise ImageReadError(
+            path,
+            f"its header says {width}x{height} pixels ({width * height / 1e6:.1f} megapixels), over the limit of "
+            f"{limit / 1e6:.1f} megapixels (PIL.Image.MAX_IMAGE_PIXELS); downscale it first",
+        )
+
+
 def _open_oriented(path: Path) -> Image.Image:
     """Open and fully decode ``path``; apply EXIF orientation. Raises ImageReadError."""
     if not path.exists():
@@ -123,13 +139,19 @@ def _open_oriented(path: Path) -> Image.Image:
     if path.stat().st_size == 0:
         raise ImageReadError(path, "the file is empty (0 bytes)")
     try:
-        with Image.open(path) as opened:
+        with warnings.catch_warnings():  # the warning Pillow gives between 1x and 2x its limit: an error here
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(path)  # reads the header only
+        with opened:
+            _check_pixel_count(path, opened.size)
             opened.load()  # decode now: truncated or corrupt data fails here, inside the try
             try:
                 im = ImageOps.exif_transpose(opened)  # a transposed copy, or a plain copy without orientation
             except Exception as err:  # a broken EXIF block must not make a decodable picture unreadable
                 log.debug("ignoring unusable EXIF orientation in %s: %s", path, err)
                 im = opened.copy()
+    except ImageReadError:
+        raise
     except UnidentifiedImageError:
         raise ImageReadError(path, "not a recognised image format (corrupt or not an image)") from None
     except Image.DecompressionBombError as err:
@@ -159,13 +181,23 @@ def read_mask(path: str | os.PathLike, threshold: int = 127) -> np.ndarray:
     The file is read like an image (EXIF orientation applied, 16-bit scaled), converted to grey, and thresholded:
     ``grey > threshold`` -> 1. Transparent pixels count as black (kept), so a brush layer of white strokes on a
     transparent background (what painting tools export) reads as "strokes = missing".
+
+    **0/1 masks**: a file whose pixels are all 0 or 1, with at least one 1 (what ``Image.fromarray(holes)`` saves
+    from a 0/1 ``uint8``/``uint16`` array), is read as is, 1 = missing, whatever ``threshold``: thresholded, its
+    holes (grey level 1) would all read as kept and the mask as empty. One pixel above 1 makes it a grey mask.
     """
     path = Path(path)
     im = _open_oriented(path)
     try:
+        if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):  # before 16-bit scaling turns 1 into 0
+            raw = np.asarray(im)
+            if raw.size and raw.min() >= 0 and raw.max() == 1:
+                return raw.astype(np.uint8)
         grey = _to_array(im, channels=1, background=0)
     except (OSError, ValueError) as err:
         raise ImageReadError(path, f"cannot convert mode {im.mode!r} to a grey mask: {err}") from err
+    if grey.size and grey.max() == 1:  # a 0/1 mask (uint8: max 1 means every value is 0 or 1)
+        return grey
     return (grey > threshold).astype(np.uint8)
 
 
