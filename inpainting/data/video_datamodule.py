@@ -72,6 +72,8 @@ class VideoDataModule(L.LightningDataModule):
         photo_root: folder of still photos for synthetic motion. sample: use the embedded sample photos instead.
         recursive: search sub-folders of ``root`` (and ``photo_root``).
         val_fraction, test_fraction, split_seed: the seeded split by video.
+        val_root, test_root: pre-split videos for validation / test; with either set, every video under ``root``
+            trains (the fractions still split the photos).
         clips_per_video: validation/test clips per video (evenly spaced) and per photo.
         mask_generator: video mask generator ``gen(rng, frames, height, width) -> uint8 T x H x W`` for training.
         eval_mask_generator: the one for validation/test (default: ``mask_generator``).
@@ -90,6 +92,8 @@ class VideoDataModule(L.LightningDataModule):
         persistent_workers: bool = False,
         synthetic_motion: bool = False,
         photo_root: str | None = None,
+        val_root: str | None = None,
+        test_root: str | None = None,
         sample: bool = False,
         recursive: bool = True,
         val_fraction: float = 0.1,
@@ -141,6 +145,8 @@ class VideoDataModule(L.LightningDataModule):
             if fn is not None and not callable(fn):
                 raise ConfigError(f"{name} must be callable(rng, frames, height, width) -> mask, got {fn!r}")
         self.root = root
+        self.val_root = val_root
+        self.test_root = test_root
         self.photo_root = photo_root
         self.recursive = bool(recursive)
         self.pin_memory = bool(pin_memory)
@@ -180,9 +186,19 @@ class VideoDataModule(L.LightningDataModule):
             except (FileNotFoundError, NotADirectoryError) as err:
                 raise InputError(f"root: {err}") from err
         for kind, paths in sources.items():
+            if kind == "videos" and (self.val_root or self.test_root):
+                continue  # pre-split videos: every video under root trains
             parts = split_paths(paths, self.val_fraction, self.test_fraction, self.split_seed)
             for split, part in zip(SPLITS, parts, strict=True):
                 splits[split][kind] = part
+        if self.val_root or self.test_root:
+            splits["train"]["videos"] = sources.get("videos", [])
+            for split, folder in (("val", self.val_root), ("test", self.test_root)):
+                if folder is not None:
+                    try:
+                        splits[split]["videos"] = list_videos(folder, recursive=self.recursive)
+                    except (FileNotFoundError, NotADirectoryError) as err:
+                        raise InputError(f"{split}_root: {err}") from err
         log.info(
             "data: %s videos, %s photos (train / val / test)",
             " / ".join(str(len(splits[s]["videos"])) for s in SPLITS),
