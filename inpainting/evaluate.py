@@ -28,9 +28,12 @@ from inpainting.evaluation.evaluator import (
 )
 from inpainting.evaluation.mask_sets import read_image_mask_pairs
 from inpainting.evaluation.methods import Method, build_methods, describe_strategy
+from inpainting.evaluation.metrics import FID_MIN_SAMPLES, VGG_FID_MIN_SAMPLES
 from inpainting.evaluation.report import (
+    fid_counts,
     plot_metrics_vs_area,
     protocol_markdown,
+    reportable_fid,
     summary_markdown,
     write_csv,
     write_grids,
@@ -76,13 +79,27 @@ def feature_metrics(cfg: DictConfig) -> FeatureMetrics | None:
 
 
 def standard_metrics(cfg: DictConfig) -> StandardMetrics:
-    """FID and LPIPS when their weights are found (``auto``), required (``true``) or off (``false``)."""
+    """FID and LPIPS when their weights are found or fetched (``auto``), required (``true``) or off (``false``)."""
+    download = cfg.get("download_weights", True)
+    if not isinstance(download, bool):
+        raise ConfigError(f"download_weights={download!r}: expected true or false")
     return load_standard_metrics(
         cfg.get("fid", "auto"),
         cfg.get("lpips", "auto"),
         cfg.get("fid_weights"),
         {"alex": cfg.get("lpips_alex_weights"), "vgg": cfg.get("lpips_vgg_weights")},
+        download=download,
     )
+
+
+def sample_floor(cfg: DictConfig, option: str, default: int) -> int:
+    """``fid_min_samples`` / ``vgg_fid_min_samples``: a positive whole number of pairs."""
+    value = cfg.get(option, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(
+            f"{option}={value!r}: expected a positive whole number of pairs (default {default})"
+        )
+    return value
 
 
 def worker_count(setting: object) -> int:
@@ -98,12 +115,16 @@ def header_notes(methods: list[Method], standard: StandardMetrics) -> list[str]:
     if standard.sources:
         notes.append("standard metric weights: " + ", ".join(f"{k} {v}" for k, v in standard.sources.items()))
     else:
-        notes.append("FID/LPIPS: no weights found (see README › Evaluate), columns left out")
+        notes.append(
+            "FID/LPIPS: no weights found or downloaded (see the log, README › Evaluate), columns left out"
+        )
     return notes
 
 
 def run(cfg: DictConfig) -> dict[str, Path]:
     """Evaluate and write the outputs into ``paths.output_dir``; return their paths."""
+    fid_floor = sample_floor(cfg, "fid_min_samples", FID_MIN_SAMPLES)
+    vgg_fid_floor = sample_floor(cfg, "vgg_fid_min_samples", VGG_FID_MIN_SAMPLES)
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     methods = build_methods(list(cfg.methods), cfg.device, OmegaConf.to_container(cfg.get("inference") or {}))
@@ -127,30 +148,49 @@ def run(cfg: DictConfig) -> dict[str, Path]:
     }
     write_csv(rows, files["results"])
     title = ", ".join(m.name for m in methods)
-    files["summary"].write_text(summary_markdown(rows, label, fid, title, result.fid, notes))
+    files["summary"].write_text(
+        summary_markdown(rows, label, fid, title, result.fid, notes, fid_floor, vgg_fid_floor)
+    )
     plot_metrics_vs_area(rows, files["plot"], label)
     grid_paths = write_grids(result.grids, out / "samples")
-    standard_fid = {f"{method}/{mask_set}": value for (method, mask_set), value in result.fid.items()}
     (out / "fid.json").write_text(
-        json.dumps(
-            {
-                **({"label": features.fid_label, "fid": fid} if fid else {}),
-                **({"inception_fid": standard_fid} if standard_fid else {}),
-            },
-            indent=2,
-        )
+        json.dumps(fid_json(rows, fid, features, result.fid, fid_floor, vgg_fid_floor), indent=2)
     )
     protocol = cfg.get("protocol")
     if protocol:
         files["protocol"] = out / "protocol.md"
         files["protocol"].write_text(
             protocol_markdown(
-                rows, result.fid, protocol.name, list(protocol.metrics), [protocol.note, *notes]
+                rows, result.fid, protocol.name, list(protocol.metrics), [protocol.note, *notes], fid_floor
             )
         )
     _log_to_wandb(cfg, rows, files, grid_paths)
     log.info("wrote %s", ", ".join(str(p) for p in files.values()))
     return files
+
+
+def fid_json(
+    rows: list[dict],
+    fid: dict[str, float] | None,
+    features: FeatureMetrics | None,
+    standard_fid: dict[tuple[str, str], float],
+    fid_floor: int,
+    vgg_fid_floor: int,
+) -> dict:
+    """fid.json: the Fréchet distances on at least their floor of pairs; the others by name with their n only."""
+    counts = fid_counts(rows)
+    out: dict = {}
+    if fid and features is not None:
+        kept, withheld = reportable_fid(fid, counts, vgg_fid_floor)
+        out |= {"label": features.fid_label, "fid": kept, "min_samples": vgg_fid_floor}
+        out |= {"not_reported_n": withheld} if withheld else {}
+    if standard_fid:
+        kept, withheld = reportable_fid(standard_fid, counts, fid_floor)
+        out["inception_fid"] = {f"{method}/{mask_set}": value for (method, mask_set), value in kept.items()}
+        out["inception_fid_min_samples"] = fid_floor
+        if withheld:
+            out["inception_fid_not_reported_n"] = {f"{m}/{s}": n for (m, s), n in withheld.items()}
+    return out
 
 
 def _log_to_wandb(cfg: DictConfig, rows: list[dict], files: dict[str, Path], grids: list[Path]) -> None:

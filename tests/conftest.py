@@ -17,6 +17,14 @@ from omegaconf import DictConfig, open_dict
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
+
+@pytest.fixture(autouse=True)
+def _no_weight_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Evaluation fetches missing FID/LPIPS weights; the suite never reaches the network (subprocesses included,
+    as they inherit the variable). tests/test_metric_weights_download.py lifts it against a local server."""
+    monkeypatch.setenv("INPAINTING_OFFLINE", "1")
+
+
 # Small enough for 2 CPU cores: 32x32 crops, 8-channel networks, 2 images per batch.
 TINY_OVERRIDES = [
     "data=folder",

@@ -41,6 +41,18 @@ SSIM_PAD = 5
 #: PSNR of identical images is infinite; it is capped here so that means stay finite (an empty hole, say).
 MAX_PSNR = 100.0
 
+# Fewest pairs behind a Fréchet distance that the reports print (config: fid_min_samples, vgg_fid_min_samples).
+# FID's bias grows like 1/n with a constant that depends on the images (Chong & Forsyth 2020, "Effectively
+# Unbiased FID and Inception Score"), so at a few dozen pairs the bias, not the method, sets the number and two
+# methods can swap order; below the feature dimension D the sample covariance is also singular (rank <= n - 1),
+# so the trace term compares degenerate Gaussians. Heusel et al. used 50,000 images and torch-fidelity /
+# clean-fid recommend thousands; D is the least at which the covariance can be full rank, hence 2,048 for
+# Inception pool3 and 512 for the VGG relu5_3 variant. Even above the floor, compare cells with equal n only.
+#: Inception-v3 pool3 feature dimension: the floor of the standard FID.
+FID_MIN_SAMPLES = 2048
+#: VGG16 relu5_3 feature dimension: the floor of the non-standard VGG feature FID.
+VGG_FID_MIN_SAMPLES = 512
+
 
 def area_bucket(fraction: float) -> str:
     """Bucket label of a hole fraction in [0, 1]: "00-10", "10-20", ..., "50-60", or "60-100".

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 from matplotlib.figure import Figure  # object API: no global backend switch (notebooks keep inline plots)
 
-from inpainting.evaluation.metrics import AREA_LABELS, mean_ci
+from inpainting.evaluation.metrics import AREA_LABELS, FID_MIN_SAMPLES, VGG_FID_MIN_SAMPLES, mean_ci
 
 HIGHER_IS_BETTER = {
     "psnr": True,
@@ -39,6 +39,32 @@ SHORT = {
 }
 SHORT.update({"l1": "L1 ↓", "l1_hole": "L1 hole ↓"})
 FID_TITLE = "FID (Inception-v3 pool features, 2015 TF weights) ↓"
+#: what the VGG feature FID is called wherever it is printed, so it is never read as the standard FID
+VGG_FID_LABEL = "FID (VGG, non-standard, not Inception FID)"
+ALL_SETS = "all"  # the FID key of all mask sets pooled (as the evaluator's)
+
+
+def floor_note(floor: int, option: str) -> str:
+    """The line under a Fréchet-distance table whose blank cells fell below the sample floor."""
+    return (
+        f"n < {floor}: not reported (a Fréchet distance on fewer pairs is dominated by its small-sample bias; "
+        f"{option}= sets the floor)"
+    )
+
+
+def fid_counts(rows: Sequence[dict]) -> dict[tuple[str, str] | str, int]:
+    """Pairs behind each FID cell: ``(method, mask set)``, ``(method, "all")`` and, for the VGG FID, ``method``."""
+    counts: dict[tuple[str, str] | str, int] = Counter((row["method"], row["mask_set"]) for row in rows)
+    for method, n in Counter(row["method"] for row in rows).items():
+        counts[(method, ALL_SETS)] = n
+        counts[method] = n
+    return counts
+
+
+def reportable_fid(fid: dict, counts: dict, floor: int) -> tuple[dict, dict]:
+    """``fid`` split into the values computed on at least ``floor`` pairs and, for the rest, their pair counts."""
+    kept = {key: value for key, value in fid.items() if counts.get(key, 0) >= floor}
+    return kept, {key: counts.get(key, 0) for key in fid if key not in kept}
 
 
 def metric_columns(rows: Sequence[dict]) -> list[str]:
@@ -76,8 +102,13 @@ def _table(rows: Sequence[dict], key: str, columns: Sequence[str], metric: str) 
     return lines
 
 
-def fid_table(rows: Sequence[dict], fid: dict[tuple[str, str], float]) -> list[str]:
-    """Method x mask set (and all sets pooled) FID, with the sample count each cell was computed from."""
+def fid_table(
+    rows: Sequence[dict], fid: dict[tuple[str, str], float], min_samples: int = FID_MIN_SAMPLES
+) -> list[str]:
+    """Method x mask set (and all sets pooled) FID, with the sample count each cell was computed from.
+
+    A cell on fewer than ``min_samples`` pairs is blank, with :func:`floor_note` under the table.
+    """
     sets = list(dict.fromkeys(row["mask_set"] for row in rows))
     columns = [*sets, "all"] if any(key[1] == "all" for key in fid) else sets
     counts = _group(rows, "mask_set", "psnr")
@@ -89,10 +120,14 @@ def fid_table(rows: Sequence[dict], fid: dict[tuple[str, str], float]) -> list[s
         "| method | " + " | ".join(f"{c} (n={sizes[c]})" for c in columns) + " |",
         "|---" * (len(columns) + 1) + "|",
     ]
+    kept, withheld = reportable_fid(fid, fid_counts(rows), min_samples)
     for method in methods:
-        cells = [f"{fid[(method, c)]:.2f}" if (method, c) in fid else "-" for c in columns]
+        cells = [
+            f"{kept[(method, c)]:.2f}" if (method, c) in kept else "" if (method, c) in withheld else "-"
+            for c in columns
+        ]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    return lines
+    return lines + (["", "Blank cells: " + floor_note(min_samples, "fid_min_samples")] if withheld else [])
 
 
 def summary_markdown(
@@ -102,10 +137,13 @@ def summary_markdown(
     title: str = "",
     standard_fid: dict[tuple[str, str], float] | None = None,
     notes: Sequence[str] = (),
+    fid_min_samples: int = FID_MIN_SAMPLES,
+    vgg_fid_min_samples: int = VGG_FID_MIN_SAMPLES,
 ) -> str:
     """Per metric: method x mask set and method x hole-area bucket tables of mean ± 95% CI; standard FID per set.
 
-    ``notes`` are printed under the header (how networks were applied, where metric weights came from).
+    ``notes`` are printed under the header (how networks were applied, where metric weights came from). A
+    Fréchet distance (``standard_fid``, or the VGG variant ``fid``) on fewer pairs than its floor is left blank.
     """
     sets = list(dict.fromkeys(row["mask_set"] for row in rows))
     buckets = [b for b in AREA_LABELS if any(row["bucket"] == b for row in rows)]
@@ -126,7 +164,7 @@ def summary_markdown(
             "for small n, so compare cells with the same n only.",
             "",
         ]
-        lines += fid_table(rows, standard_fid)
+        lines += fid_table(rows, standard_fid, fid_min_samples)
     for metric in metric_columns(rows):
         name = TITLES.get(metric, f"{feature_label} ↓" if metric == "feature_distance" else metric)
         lines += ["", f"## {name}", "", "By mask set:", ""]
@@ -137,9 +175,15 @@ def summary_markdown(
         label = (
             feature_label.replace("feature distance, not LPIPS", "relu5_3 features") if feature_label else ""
         )
-        lines += ["", f"## FID on {label} — non-standard, not Inception FID ↓", ""]
-        lines += ["| method | FID (all mask sets pooled) |", "|---|---|"]
-        lines += [f"| {m} | {v:.2f} |" for m, v in fid.items()]
+        counts = fid_counts(rows)
+        kept, withheld = reportable_fid(fid, counts, vgg_fid_min_samples)
+        n = counts.get(next(iter(fid)), 0)
+        lines += ["", f"## FID (VGG, non-standard) on {label} ↓", ""]
+        lines += [f"| method | {VGG_FID_LABEL}, all mask sets pooled (n={n}) |", "|---|---|"]
+        lines += [f"| {m} | {f'{kept[m]:.2f}' if m in kept else ''} |" for m in fid]
+        lines += (
+            ["", "Blank cells: " + floor_note(vgg_fid_min_samples, "vgg_fid_min_samples")] if withheld else []
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -149,10 +193,12 @@ def protocol_markdown(
     name: str,
     metrics: Sequence[str],
     notes: Sequence[str] = (),
+    fid_min_samples: int = FID_MIN_SAMPLES,
 ) -> str:
     """The paper's layout: one row per method, for each mask set the protocol's metrics side by side (means).
 
-    Metrics whose weights are missing are left out and said so; intervals are in summary.md.
+    Metrics whose weights are missing are left out and said so; FID cells on fewer than ``fid_min_samples`` pairs
+    are blank and said so; intervals are in summary.md.
     """
     sets = list(dict.fromkeys(row["mask_set"] for row in rows))
     methods = list(dict.fromkeys(row["method"] for row in rows))
@@ -162,6 +208,9 @@ def protocol_markdown(
     lines = [f"# Protocol: {name}", "", *[f"- {note}" for note in notes]]
     if missing:
         lines.append(f"- left out (weights missing, see README › Evaluate): {', '.join(missing)}")
+    kept, withheld = reportable_fid(fid, fid_counts(rows), fid_min_samples)
+    if withheld and "fid" in present:
+        lines.append("- blank FID cells: " + floor_note(fid_min_samples, "fid_min_samples"))
     lines += ["- cells are means over all pairs of the set; 95% intervals per metric are in summary.md", ""]
     lines += [header, "|---" * (len(sets) * len(present) + 1) + "|"]
     for method in methods:
@@ -169,7 +218,13 @@ def protocol_markdown(
         for s in sets:
             for m in present:
                 if m == "fid":
-                    cells.append(f"{fid[(method, s)]:.2f}" if (method, s) in fid else "-")
+                    cells.append(
+                        f"{kept[(method, s)]:.2f}"
+                        if (method, s) in kept
+                        else ""
+                        if (method, s) in withheld
+                        else "-"
+                    )
                 else:
                     values = [r[m] for r in rows if r["method"] == method and r["mask_set"] == s]
                     digits = 2 if m == "psnr" else 4
