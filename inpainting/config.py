@@ -17,12 +17,15 @@ import rich.syntax
 import rich.tree
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import ConfigCompositionException, InstantiationException
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import ConfigCompositionException, InstantiationException, OverrideParseException
+from hydra.experimental.callback import Callback
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
-from inpainting.errors import UserError
+from inpainting.errors import ConfigError, UserError
 from inpainting.inference.checkpoint import CheckpointError
 from inpainting.models.registry import UnsafeModelConfig
 from inpainting.resources import conf_dir
@@ -149,6 +152,7 @@ USER_ERROR_TYPES: tuple[type[BaseException], ...] = (
     NotADirectoryError,
     IsADirectoryError,
     PermissionError,
+    MissingMandatoryValue,  # a `???` option left unset (data.root, mask.root)
 )
 
 
@@ -177,24 +181,97 @@ def user_error_message(error: BaseException) -> str:
         key = re.search(r"full_key: (\S+)", str(error))
         where = f" (config `{key.group(1)}`)" if key else ""
         return f"{type(cause).__name__}: {cause}{where}"
+    if isinstance(error, MissingMandatoryValue):
+        key = error.full_key or "?"
+        return f"{key} is required but not set: give it on the command line, e.g. {key}=/path/to/folder"
     return f"{type(error).__name__}: {error}"
 
 
+def check_required(cfg: DictConfig) -> None:
+    """Refuse a config with an unset ``???`` option before anything starts, naming the option itself
+    (``mask.root``; OmegaConf would name the interpolation that reached it, ``data.mask_generator.root``)."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        example = " ".join(f"{key}=..." for key in missing)
+        raise ConfigError(f"{', '.join(missing)} must be set: give it on the command line ({example})")
+
+
+#: run/sweep dir (absolute) -> (its entries before Hydra ran, or None when it did not exist; its nearest
+#: ancestor that existed then), noted by :class:`RunDirRecorder` before Hydra creates the folder
+_BEFORE: dict[Path, tuple[frozenset[str] | None, Path]] = {}
+
+
+def _note_before(folder: str) -> None:
+    path = Path(os.path.abspath(folder))
+    entries = frozenset(p.name for p in path.iterdir()) if path.is_dir() else None
+    ancestor = path
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    _BEFORE[path] = (entries, ancestor)
+
+
+class RunDirRecorder(Callback):
+    """Hydra callback (conf/hydra/default.yaml): before Hydra creates the run (or sweep) dir, note whether it
+    existed and what it held, so the clean-up after a config error removes only what this run created."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: object) -> None:
+        HydraConfig.instance().set_config(config)  # what run_job does next: ${hydra:runtime.cwd} resolves
+        _note_before(config.hydra.run.dir)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: object) -> None:
+        HydraConfig.instance().set_config(config)
+        _note_before(config.hydra.sweep.dir)
+
+
+def _run_dir_before(run_dir: Path) -> tuple[frozenset[str] | None, Path] | None:
+    """``(entries before, ancestor to keep)`` of this run's dir; None when unknown (then nothing is removed).
+
+    ``entries`` is None for a folder this run created. A multirun job's dir is judged by the sweep dir's record.
+    """
+    if run_dir in _BEFORE:
+        return _BEFORE[run_dir]
+    if run_dir.parent in _BEFORE:
+        sweep_entries, ancestor = _BEFORE[run_dir.parent]
+        if sweep_entries is None:
+            return None, ancestor
+        if run_dir.name not in sweep_entries:
+            return None, run_dir.parent
+    return None
+
+
 def _remove_if_empty_run_dir() -> None:
-    """A run that failed on its config wrote nothing worth keeping: remove its run dir (only Hydra's files)."""
+    """A run that failed on its config wrote nothing worth keeping: remove what it created in its run dir.
+
+    A run dir this run created is removed when it holds only Hydra's files (``.hydra``, the job log,
+    ``config_tree.log``), with the parents this run created; in a folder that existed before, only those files
+    that were not there before are removed, never the folder or anything else in it.
+    """
     if not HydraConfig.initialized():
         return
     hydra_cfg = HydraConfig.get()
-    run_dir = Path(hydra_cfg.runtime.output_dir)
-    expected = {hydra_cfg.output_subdir, f"{hydra_cfg.job.name}.log", "config_tree.log"}
-    expected |= {p.name for p in run_dir.glob("*.log")}
-    if not run_dir.is_dir() or not {p.name for p in run_dir.iterdir()} <= expected:
+    run_dir = Path(os.path.abspath(hydra_cfg.runtime.output_dir))
+    record = _run_dir_before(run_dir)
+    if record is None or not run_dir.is_dir():
+        return
+    before, ancestor = record
+    ours = {hydra_cfg.output_subdir, f"{hydra_cfg.job.name}.log", "config_tree.log"}
+    log_file = OmegaConf.select(hydra_cfg, "job_logging.handlers.file.filename", default=None)
+    if log_file:
+        ours.add(Path(str(log_file)).name)
+    if before is not None:  # the user's folder: take back only the files this run added
+        for name in ours - before:
+            path = run_dir / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.exists() or path.is_symlink():
+                path.unlink(missing_ok=True)
+        return
+    if not {p.name for p in run_dir.iterdir()} <= ours:
         return
     shutil.rmtree(run_dir, ignore_errors=True)
-    # and the parents this run created (logs/train/runs/), never the folder it was started from or above
-    cwd = Path(hydra_cfg.runtime.cwd).resolve()
-    parent = run_dir.parent.resolve()
-    while parent != cwd and cwd in parent.parents and not any(parent.iterdir()):
+    # and the parents this run created (logs/train/runs/), never a folder that existed before it started
+    parent = run_dir.parent
+    while parent != ancestor and ancestor in parent.parents and not any(parent.iterdir()):
         parent.rmdir()
         parent = parent.parent
 
@@ -236,6 +313,8 @@ def unknown_key_hint(config_name: str, overrides: Sequence[str]) -> str | None:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
             compose(config_name=config_name, overrides=plain)
             return None
+    except OverrideParseException as error:
+        return override_parse_hint(error)
     except ConfigCompositionException as error:
         match = _MISSING_KEY.search(str(error))
         if match is None:
@@ -260,11 +339,28 @@ def unknown_key_hint(config_name: str, overrides: Sequence[str]) -> str | None:
         )
 
 
+def override_parse_hint(error: OverrideParseException) -> str:
+    """One line for an override Hydra's grammar refuses: which one, and how to quote a value with spaces,
+    non-ASCII letters or other special characters (Hydra's own message is a lexer trace)."""
+    key, _, value = str(error.override).partition("=")
+    example = f"'{key}=\"{value}\"'" if value else "'data.root=\"/my photos\"'"
+    return (
+        f"cannot parse the override {error.override!r}: quote a value holding spaces, non-ASCII letters or "
+        f"special characters, e.g. {example} (single quotes for the shell, double quotes for Hydra)"
+    )
+
+
 def exit_on_unknown_key(config_name: str, argv: Sequence[str] | None = None) -> None:
     """Before ``@hydra.main`` runs: a typo'd key gets "did you mean" and exit 1 (no run dir is created)."""
     args = list(sys.argv[1:] if argv is None else argv)
     if any(a.startswith("-") for a in args):  # --multirun, --help, --cfg: leave them to Hydra
         return
+    for arg in args:  # hydra.* overrides are not composed below, but Hydra's parser refuses them all the same
+        try:
+            OverridesParser.create().parse_overrides([arg])
+        except OverrideParseException as error:
+            print(f"Error: {override_parse_hint(error)}", file=sys.stderr)
+            sys.exit(1)
     hint = unknown_key_hint(config_name, args)
     if hint:
         print(f"Error: {hint}", file=sys.stderr)

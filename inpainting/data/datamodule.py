@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import math
 import numbers
+import os
 from pathlib import Path
 
 import lightning as L
@@ -58,6 +59,22 @@ def _check_fraction(value: object, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= float(value) < 1.0:
         raise ConfigError(f"{name} must be a number in [0, 1) (the share of images held out), got {value!r}")
     return float(value)
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, e.g. a SLURM or container limit)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(len(os.sched_getaffinity(0)), 1)
+    return os.cpu_count() or 1
+
+
+def _cap_workers(num_workers: int) -> int:
+    """More DataLoader workers than cores only add processes and memory: cap them with a warning."""
+    cores = available_cores()
+    if num_workers > cores:
+        log.warning("data: num_workers=%d capped at the %d available CPU cores", num_workers, cores)
+        return cores
+    return num_workers
 
 
 def split_paths(
@@ -142,7 +159,9 @@ class InpaintingDataModule(L.LightningDataModule):
                 self.image_size, self.train_short_side
             )  # a bad range fails here, named
         self.batch_size = _check_int(batch_size, "batch_size", 1, "images per batch")
-        self.num_workers = _check_int(num_workers, "num_workers", 0, "DataLoader worker processes, 0 = none")
+        self.num_workers = _cap_workers(
+            _check_int(num_workers, "num_workers", 0, "DataLoader worker processes, 0 = none")
+        )
         self.mask_seed = _check_int(mask_seed, "mask_seed", 0, "seed of the fixed evaluation masks")
         self.split_seed = _check_int(split_seed, "split_seed", 0, "seed of the train/val/test split")
         self.val_fraction = _check_fraction(val_fraction, "val_fraction")

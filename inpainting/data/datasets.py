@@ -32,16 +32,22 @@ Masks come from one of two places:
 Unreadable images (corrupt, truncated, deleted) do not stop training: the sample is replaced by the next readable
 index (``index + 1``, wrapping around), deterministically. Each bad file is logged once, as a warning on the
 ``inpainting.data`` logger naming the file, and remembered in ``dataset.skipped`` (a set of paths) so it is not
-read again. DataLoader workers hold their own copies of the dataset, so with ``num_workers > 0`` every worker
-logs (and skips) the file for itself, and ``skipped`` in the main process stays empty; the log is the record
-of every bad file. Only when every file fails does ``__getitem__`` raise.
+read again. DataLoader workers hold their own copies of the dataset (``skipped`` in the main process stays
+empty with ``num_workers > 0``), so the warning is deduplicated through a marker file per bad path in a
+temporary folder the copies share: each file is logged once per dataset, whatever the workers and epochs; the
+log is the record of every bad file. Only when every file fails does ``__getitem__`` raise
+(:class:`NoReadableImagesError`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import numbers
 import os
+import shutil
+import tempfile
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -60,6 +66,11 @@ from inpainting.data.images import (
 from inpainting.errors import InputError
 
 log = logging.getLogger("inpainting.data")
+
+
+class NoReadableImagesError(InputError, RuntimeError):
+    """No file of a dataset could be read (each was logged by name as it failed)."""
+
 
 MaskGenerator = Callable[[np.random.Generator, int, int], np.ndarray]
 
@@ -164,6 +175,20 @@ class InpaintingDataset(Dataset):
             self.mask_paths = match_mask_files(self.paths, image_root, self.mask_root)
         self.skipped: set[str] = set()
         self._draws = 0
+        # shared by the copies in DataLoader workers (forked or pickled): one warning per bad file
+        self._reported_dir = tempfile.mkdtemp(prefix="inpainting-skipped-")
+        weakref.finalize(self, shutil.rmtree, self._reported_dir, True)
+
+    def _first_report(self, key: str) -> bool:
+        """True once per path across this dataset's copies (a marker file created exclusively)."""
+        marker = os.path.join(self._reported_dir, hashlib.sha1(key.encode()).hexdigest())
+        try:
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return False
+        except OSError:  # the folder is gone (the main process ended): report rather than stay silent
+            return True
+        return True
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -195,12 +220,13 @@ class InpaintingDataset(Dataset):
                 return i, read_image_rgb(self.paths[i])
             except ImageReadError as err:
                 self.skipped.add(key)
-                log.warning(
-                    "skipping unreadable image %s (%s); using the next readable image instead",
-                    key,
-                    err.reason,
-                )
-        raise RuntimeError(
+                if self._first_report(key):
+                    log.warning(
+                        "skipping unreadable image %s (%s); using the next readable image instead",
+                        key,
+                        err.reason,
+                    )
+        raise NoReadableImagesError(
             f"none of the {n} image files of this dataset could be read (first: {self.paths[0] if n else None}); "
             "see the warnings above for each file"
         )

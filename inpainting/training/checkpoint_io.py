@@ -13,6 +13,7 @@ fsync-ed either, so a power cut can leave an empty file behind a completed renam
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 import lightning as L
@@ -21,7 +22,16 @@ from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from inpainting.errors import UserError
 from inpainting.inference.checkpoint import atomic_torch_save
+
+
+class CheckpointWriteError(UserError, OSError):
+    """A checkpoint could not be written (disk full, read-only or vanished folder); the previous file is kept."""
+
+
+#: write failures that are the machine's state, not a bug: reported in one line
+_USER_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT, errno.EIO}
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -37,7 +47,15 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None or not _is_local_file_protocol(path):
             super().save_checkpoint(checkpoint, path, storage_options)
             return
-        atomic_torch_save(checkpoint, path)
+        try:
+            atomic_torch_save(checkpoint, path)
+        except OSError as error:
+            if error.errno not in _USER_ERRNOS:
+                raise
+            raise CheckpointWriteError(
+                f"cannot write checkpoint {path}: {error.strerror or error}; the previous one is kept. "
+                "Free space or make the run dir writable, then resume from its checkpoints/last.ckpt",
+            ) from error
 
 
 class LastCheckpoint(ModelCheckpoint):

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from inpainting.evaluation.metrics import BucketedImageMetrics
 from inpainting.training.generator_step import frames_as_images, generate, reconstruction_terms
+from inpainting.training.guards import NonFiniteTrainingError
 from inpainting.training.panels import to_unit_range
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ class InpaintingModule(L.LightningModule):
             self.nonfinite_total,
         )
         if self.nonfinite_in_a_row >= self.hparams.max_nonfinite_steps:
-            raise FloatingPointError(
+            raise NonFiniteTrainingError(
                 f"{self.nonfinite_in_a_row} non-finite losses in a row (last: {bad}); stopping. "
                 "Lower optimizer.lr, enable trainer.gradient_clip_val, or check the data; "
                 "raise module.max_nonfinite_steps to tolerate more."
