@@ -1,7 +1,7 @@
 """``python -m inpainting.evaluate``: every method, the same images and masks, one table.
 
 Thin Hydra entry point: picks the images (a data config's split or user pairs), attaches the named
-mask sets, runs :mod:`inpainting.evaluation.evaluator` and writes :mod:`inpainting.evaluation.report` outputs.
+mask sets (a video data config goes to :mod:`inpainting.evaluation.video_evaluator` instead), runs :mod:`inpainting.evaluation.evaluator` and writes :mod:`inpainting.evaluation.report` outputs.
 ``protocol=lama`` (conf/protocol/) presets a paper's mask sets and adds ``protocol.md`` in its table layout.
 """
 
@@ -39,6 +39,7 @@ from inpainting.evaluation.report import (
     write_grids,
 )
 from inpainting.evaluation.standard import MissingWeightsError, StandardMetrics, load_standard_metrics
+from inpainting.evaluation.video_evaluator import is_video_data, run_video
 from inpainting.models.vgg import VGG16Features, default_vgg16_weights_path
 from inpainting.resources import conf_dir
 
@@ -123,6 +124,8 @@ def header_notes(methods: list[Method], standard: StandardMetrics) -> list[str]:
 
 def run(cfg: DictConfig) -> dict[str, Path]:
     """Evaluate and write the outputs into ``paths.output_dir``; return their paths."""
+    if is_video_data(cfg.get("data")):  # data=video: clips, clip masks, temporal metrics
+        return run_video(cfg, worker_count(cfg.get("workers", "auto")))
     fid_floor = sample_floor(cfg, "fid_min_samples", FID_MIN_SAMPLES)
     vgg_fid_floor = sample_floor(cfg, "vgg_fid_min_samples", VGG_FID_MIN_SAMPLES)
     out = Path(cfg.paths.output_dir)

@@ -112,10 +112,14 @@ def build_methods(
             f"(baselines: {', '.join(BASELINES)})"
         )
     methods = [build_method(str(spec), device, inference) for spec in specs]
-    names = [m.name for m in methods]
+    check_unique_names([m.name for m in methods])
+    return methods
+
+
+def check_unique_names(names: list[str]) -> None:
+    """Refuse two methods of the same name (their rows would merge in every table)."""
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ConfigError(
             f"methods have duplicate names {duplicates}: name them, e.g. a@ckpt:PATH b@ckpt:PATH"
         )
-    return methods

@@ -29,6 +29,7 @@ TITLES = {
     "l1_hole": "L1 inside the hole ↓",
     "lpips_alex": "LPIPS v0.1, AlexNet ↓",
     "lpips_vgg": "LPIPS v0.1, VGG16 ↓",
+    "warp_error": "warping error ↓",
 }
 SHORT = {
     "fid": "FID ↓",
@@ -91,14 +92,54 @@ def _cell(values: list[float], digits: int) -> str:
     return f"{mean:.{digits}f}{ci}"
 
 
-def _table(rows: Sequence[dict], key: str, columns: Sequence[str], metric: str) -> list[str]:
+def _table(
+    rows: Sequence[dict], key: str, columns: Sequence[str], metric: str, digits: int | None = None
+) -> list[str]:
     methods = list(dict.fromkeys(row["method"] for row in rows))
     groups = _group(rows, key, metric)
-    digits = 2 if metric == "psnr" else 4
+    digits = digits if digits is not None else 2 if metric == "psnr" else 4
     lines = ["| method | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for method in methods:
         cells = [_cell(groups[(method, c)], digits) if groups.get((method, c)) else "-" for c in columns]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def paired_difference(
+    rows: Sequence[dict], metric: str, first: str, second: str, keys: Sequence[str]
+) -> tuple[float, float, int]:
+    """Mean of ``first - second`` over the items (``keys``: e.g. image, mask set, mask index) both were scored on,
+    its 95% half-width (:func:`mean_ci`, Student's t: the pairing removes the items' own spread) and the count."""
+    values: dict[str, dict[tuple, float]] = {first: {}, second: {}}
+    for row in rows:
+        if row["method"] in values and not np.isnan(row[metric]):
+            values[row["method"]][tuple(row[k] for k in keys)] = row[metric]
+    common = [k for k in values[first] if k in values[second]]
+    if not common:
+        return float("nan"), float("nan"), 0
+    mean, half = mean_ci([values[first][k] - values[second][k] for k in common])
+    return mean, half, len(common)
+
+
+def paired_table(
+    rows: Sequence[dict],
+    comparisons: Sequence[tuple[str, str]],
+    metrics: Sequence[str],
+    keys: Sequence[str],
+    digits: dict[str, int] | None = None,
+) -> list[str]:
+    """Markdown: one line per ``(first, second)`` comparison, per metric the mean paired difference ± 95% half-width."""
+    digits = digits or {}
+    header = " | ".join(f"Δ {TITLES.get(m, m)}" for m in metrics)
+    lines = [f"| first − second | {header} | n |", "|---" * (len(metrics) + 2) + "|"]
+    for first, second in comparisons:
+        cells, count = [], 0
+        for metric in metrics:
+            mean, half, count = paired_difference(rows, metric, first, second, keys)
+            places = digits.get(metric, 2 if metric == "psnr" else 4)
+            ci = "" if np.isnan(half) else f" ± {half:.{places}f}"
+            cells.append("-" if count == 0 else f"{mean:+.{places}f}{ci}")
+        lines.append(f"| {first} − {second} | " + " | ".join(cells) + f" | {count} |")
     return lines
 
 
