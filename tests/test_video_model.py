@@ -51,13 +51,16 @@ def test_per_frame_ablation_ignores_other_frames_temporal_does_not(mode_args):
     assert change > 1e-4
 
 
-def test_state_dict_is_saunets_for_both_settings():
+def test_state_dict_is_saunets_plus_zero_position_biases_for_both_settings():
     torch.manual_seed(3)
     image = SAUNet(**TINY).state_dict()
     torch.manual_seed(3)
     temporal = SAUNetVideo(**TINY).state_dict()
     per_frame = SAUNetVideo(**TINY, temporal=False).state_dict()
-    assert list(temporal) == list(per_frame) == list(image)
+    assert list(temporal) == list(per_frame)
+    extras = [k for k in temporal if k not in image]
+    assert extras and all(k.endswith(SAUNetVideo.zero_init_extras) for k in extras)
+    assert all(not temporal[k].any() for k in extras), "zero at the start: image weights keep their function"
     assert all(temporal[k].shape == per_frame[k].shape == image[k].shape for k in image)
     assert all(torch.equal(temporal[k], image[k]) for k in image)  # same seed, same weights
 
@@ -139,6 +142,18 @@ def naive_video_attention(
                     kw = k[fr, ch, krows, kcols].permute(0, 2, 3, 1).reshape(-1, d)
                     vw = v[fr, ch, krows, kcols].permute(0, 2, 3, 1).reshape(-1, d)
                     scores = qw @ kw.T / math.sqrt(d)
+                    if hasattr(
+                        mod, "rel_pos_bias"
+                    ):  # Swin relative position bias, the same for every frame pair
+                        ys, xs = torch.meshgrid(
+                            torch.arange(top, min(top + ws, h)),
+                            torch.arange(left, min(left + ws, w)),
+                            indexing="ij",
+                        )
+                        ys, xs = ys.flatten().repeat(frames), xs.flatten().repeat(frames)
+                        span = 2 * ws - 1
+                        rel = (ys[:, None] - ys[None] + ws - 1) * span + (xs[:, None] - xs[None] + ws - 1)
+                        scores = scores + mod.rel_pos_bias[hi][rel]
                     if valid is not None:
                         scores = scores.masked_fill(~valid[None], float("-inf"))
                     o = torch.softmax(scores, -1) @ vw
@@ -201,3 +216,28 @@ def test_mask_aware_hole_keys_get_no_weight(kwargs):
     assert torch.isfinite(out).all()
     block.mask_aware = False
     assert not torch.allclose(block(x, None, frames=frames)[~hole], block(other, None, frames=frames)[~hole])
+
+
+def test_position_bias_lets_a_hole_token_take_the_same_place_from_another_frame():
+    """With a large bias at offset 0 and hole keys excluded, a hole token's output is (almost only) the value of
+    the same place in the frame where it is visible: the copy a static camera needs, which content cannot find."""
+    torch.manual_seed(0)
+    block = VideoSelfAttention(8, num_heads=1, mode="window", window_size=4, mask_aware=True, norm="layer")
+    with torch.no_grad():
+        block.rel_pos_bias.zero_()
+        block.rel_pos_bias[0, (4 - 1) * 7 + (4 - 1)] = 30.0  # offset (0, 0)
+    x = torch.randn(2, 8, 4, 4)  # one clip of two frames
+    mask = torch.zeros(2, 1, 4, 4)
+    mask[0, :, 1, 2] = 1  # place (1, 2) hidden in frame 0 only
+    xn = block.norm(x)
+    v = F.conv2d(xn, block.qkv.weight[16:], block.qkv.bias[16:])
+    attended = block._video_windows(xn, mask, frames=2)
+    assert torch.allclose(attended[0, :, 1, 2], v[1, :, 1, 2], atol=1e-4)
+    block_no_bias = VideoSelfAttention(
+        8, num_heads=1, mode="window", window_size=4, mask_aware=True, norm="layer"
+    )
+    block_no_bias.load_state_dict(
+        {**block.state_dict(), "rel_pos_bias": torch.zeros_like(block.rel_pos_bias)}
+    )
+    plain = block_no_bias._video_windows(block_no_bias.norm(x), mask, frames=2)
+    assert not torch.allclose(plain[0, :, 1, 2], v[1, :, 1, 2], atol=1e-2)

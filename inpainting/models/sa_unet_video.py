@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from inpainting.models.attention import LayerNorm2d, SelfAttention2d, hole_tokens
 from inpainting.models.sa_unet import SAUNet
@@ -47,6 +47,35 @@ class VideoSelfAttention(SelfAttention2d):
     tokens so the output is never NaN.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Swin-style relative position bias (Liu et al. 2021), one value per head and spatial offset within a
+        # window, the same for every frame pair: it lets a hole token find *the same place* in the other frames
+        # (content alone cannot: a hole carries only the fill prior). Zero at the start, so an image model's
+        # weights keep their function; the per-frame ablation has it too (same parameters).
+        if self.mode == "window":
+            span = 2 * self.window_size - 1
+            self.rel_pos_bias = nn.Parameter(torch.zeros(self.num_heads, span * span))
+
+    def _window_bias(self, frames: int, wh: int, ww: int, key_valid: Tensor | None) -> Tensor | None:
+        """``(1 or B*nWin, heads, T*N, T*N)`` float attention bias: relative position plus -inf for invalid keys."""
+        if not hasattr(self, "rel_pos_bias"):
+            return key_valid
+        ys, xs = torch.meshgrid(
+            torch.arange(wh, device=self.rel_pos_bias.device),
+            torch.arange(ww, device=self.rel_pos_bias.device),
+            indexing="ij",
+        )
+        ys, xs = ys.flatten(), xs.flatten()
+        span = 2 * self.window_size - 1
+        index = (ys[:, None] - ys[None, :] + self.window_size - 1) * span + (
+            xs[:, None] - xs[None, :] + self.window_size - 1
+        )
+        bias = self.rel_pos_bias[:, index.repeat(frames, frames)][None]  # (1, heads, T*N, T*N)
+        if key_valid is not None:
+            bias = bias.masked_fill(~key_valid, float("-inf"))
+        return bias
+
     @classmethod
     def from_image_block(cls, block: SelfAttention2d) -> VideoSelfAttention:
         """A video block with ``block``'s configuration and a copy of its parameters."""
@@ -61,7 +90,7 @@ class VideoSelfAttention(SelfAttention2d):
             norm="layer" if isinstance(block.norm, LayerNorm2d) else "group",
             kv_grid=block.kv_grid,
         )
-        video.load_state_dict(block.state_dict())
+        video.load_state_dict(block.state_dict(), strict=False)  # all but the (zero) position bias
         return video.to(block.gamma.device, block.gamma.dtype)
 
     def forward(self, x: Tensor, mask: Tensor | None = None, frames: int | None = None) -> Tensor:
@@ -98,7 +127,13 @@ class VideoSelfAttention(SelfAttention2d):
         # (B, T, 3, heads, d, nh, wh, nw, ww) -> (3, B, nh, nw, heads, T, wh, ww, d) -> (3, B*nWin, heads, T*N, d)
         t = qkv.view(b, frames, 3, heads, d, nh, wh, nw, ww).permute(2, 0, 5, 7, 3, 1, 6, 8, 4)
         q, k, v = (u.contiguous() for u in t.reshape(3, b * nh * nw, heads, frames * wh * ww, d).unbind(0))
-        o = self._sdpa(q, k, v, self._video_window_key_valid(b, frames, h, w, wh, ww, mask, xn.device))
+        key_valid = self._video_window_key_valid(b, frames, h, w, wh, ww, mask, xn.device)
+        if self.mode == "window":
+            o = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=self._window_bias(frames, wh, ww, key_valid)
+            )
+        else:
+            o = self._sdpa(q, k, v, key_valid)
         # (B*nWin, heads, T*N, d) -> (B, T, heads, d, nh, wh, nw, ww) -> (B*T, C, Hp, Wp), cropped
         o = o.view(b, nh, nw, heads, frames, wh, ww, d).permute(0, 4, 3, 7, 1, 5, 2, 6)
         return o.reshape(bt, c, hp, wp)[:, :, :h, :w]
@@ -175,9 +210,17 @@ class SAUNetVideo(SAUNet):
     def extra_repr(self) -> str:
         return f"temporal={self.temporal}"
 
+    #: parameters an image SAUNet does not have, zero at initialisation so that image weights keep their function:
+    #: ``init_from`` an image model may leave them out (inpainting/training/init_weights.py)
+    zero_init_extras = ("rel_pos_bias",)
+
     def load_image_weights(self, state_dict: dict[str, Tensor]) -> None:
-        """Initialise from an image :class:`SAUNet`'s ``state_dict`` (same keys and shapes; strict)."""
-        self.load_state_dict(state_dict)
+        """Initialise from an image :class:`SAUNet`'s ``state_dict`` (same keys and shapes; only the zero-initialised
+        position biases are not in it)."""
+        missing, unexpected = self.load_state_dict(state_dict, strict=False)
+        extra = [k for k in missing if not k.endswith(self.zero_init_extras)]
+        if extra or unexpected:
+            raise RuntimeError(f"not an image SAUNet state_dict: missing {extra}, unexpected {unexpected}")
 
     @classmethod
     def from_image_generator(
@@ -201,7 +244,8 @@ class SAUNetVideo(SAUNet):
     def _attend(self, key: str, h: Tensor, mask: Tensor) -> Tensor:
         if key not in self.attn:
             return h
-        return self.attn[key](h, mask if self.mask_aware else None, self._frames if self.temporal else None)
+        # the per-frame ablation is the same block on one-frame clips (same parameters, position bias included)
+        return self.attn[key](h, mask if self.mask_aware else None, self._frames if self.temporal else 1)
 
     def forward(self, masked_image: Tensor, mask: Tensor) -> Tensor:
         """``masked_image``: ``B x T x 3 x H x W`` (holes zeroed); ``mask``: ``B x T x 1 x H x W``, 1 = missing."""
