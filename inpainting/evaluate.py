@@ -105,7 +105,12 @@ def run(cfg: DictConfig) -> dict[str, Path]:
     """Evaluate and write the outputs into ``paths.output_dir``; return their paths."""
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    methods = build_methods(list(cfg.methods), cfg.device, OmegaConf.to_container(cfg.get("inference") or {}))
+    methods = build_methods(
+        list(cfg.methods),
+        cfg.device,
+        OmegaConf.to_container(cfg.get("inference") or {}),
+        bool(cfg.get("trust_code")),
+    )
     features = feature_metrics(cfg)
     standard = standard_metrics(cfg)
     images = select_images(cfg)
