@@ -151,7 +151,7 @@ def _check_parity(reference: nn.Module, path: Path, tolerance: float, name: str 
             "NaN or infinite outputs" if np.isnan(diff) else f"a difference of {diff:.3g} (> {tolerance:g})"
         )
         raise CheckpointError(
-            f"the export to {name} gives {what} against PyTorch at sizes {CHECK_SIZES}: not written"
+            f"the export to output={name} gives {what} against PyTorch at sizes {CHECK_SIZES}: not written"
         )
     log.info("export check: max |PyTorch - %s| = %.3g at sizes %s", name, diff, CHECK_SIZES)
     return diff
@@ -170,7 +170,7 @@ def export_torchscript(
     extra = {METADATA_KEY: header("torchscript", model_config, padded.multiple, metadata or {})}
     with _atomic_path(path) as tmp:
         torch.jit.save(traced, str(tmp), _extra_files=extra)
-        _check_parity(padded, tmp, PARITY_TOLERANCE, path.name)  # checked before it replaces ``path``
+        _check_parity(padded, tmp, PARITY_TOLERANCE, str(path))  # checked before it replaces ``path``
     return path
 
 
@@ -228,7 +228,7 @@ def export_onnx(
             except ImportError:
                 log.warning("onnxruntime is not installed: %s was not checked against PyTorch", path)
             else:
-                _check_parity(padded, tmp, PARITY_TOLERANCE, path.name)
+                _check_parity(padded, tmp, PARITY_TOLERANCE, str(path))
     return path
 
 
@@ -260,12 +260,15 @@ def export(ckpt_path: str | Path, fmt: str, output: str | Path | None = None) ->
     if out.is_dir():
         raise IsADirectoryError(f"output={out} is a folder; give a file name, e.g. {out / ckpt_path.stem}")
     model_config = config["model"]
-    if fmt == "generator":
-        save_generator(net, model_config, out, metadata)
-    elif fmt == "torchscript":
-        export_torchscript(net, model_config, out, metadata)
-    else:
-        export_onnx(net, model_config, out, metadata)
+    try:
+        if fmt == "generator":
+            save_generator(net, model_config, out, metadata)
+        elif fmt == "torchscript":
+            export_torchscript(net, model_config, out, metadata)
+        else:
+            export_onnx(net, model_config, out, metadata)
+    except CheckpointError as error:  # the parity check: name the source too
+        raise CheckpointError(f"ckpt_path={ckpt_path}: {error}") from None
     log.info("wrote %s (%s, %.1f MB)", out, fmt, out.stat().st_size / 1e6)
     return out
 

@@ -115,7 +115,12 @@ class LoadedModel:
     info: dict[str, Any] = field(default_factory=dict)
 
     def __call__(self, masked_image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        output = self.run(masked_image, mask)
+        try:
+            output = self.run(masked_image, mask)
+        except Exception as error:
+            if is_out_of_memory(error):
+                raise out_of_memory_error(self, masked_image.shape, error) from None
+            raise
         if not np.isfinite(output).all():  # NaN would be written as black (or arbitrary) pixels, silently
             raise CheckpointError(
                 f"{self.path or 'the model'} produced NaN or infinite values for a {masked_image.shape[-1]}x"
@@ -136,17 +141,29 @@ def _resolve_device(device: str) -> str:
     return device
 
 
-#: how ONNX Runtime and PyTorch word a failed allocation
+#: how ONNX Runtime and PyTorch's CPU allocator word a failed allocation
 _OUT_OF_MEMORY = re.compile(r"allocat|bad_alloc|out of memory", re.IGNORECASE)
+_BACKENDS = {"pytorch": "PyTorch", "torchscript": "TorchScript", "onnx": "ONNX Runtime"}
 
 
-def out_of_memory_error(backend: str, shape: tuple[int, ...], error: BaseException) -> InputError:
+def is_out_of_memory(error: BaseException) -> bool:
+    """A model run that failed for want of memory (CUDA, the CPU allocator, ONNX Runtime's arena, NumPy)."""
+    if isinstance(error, torch.OutOfMemoryError | MemoryError):
+        return True
+    from_backend = isinstance(error, RuntimeError) or type(error).__module__.startswith("onnxruntime")
+    return from_backend and bool(_OUT_OF_MEMORY.search(str(error)))
+
+
+def out_of_memory_error(model: LoadedModel, shape: tuple[int, ...], error: BaseException) -> InputError:
     """One line for a model run that did not fit in memory, saying which options make the run smaller."""
-    detail = re.search(r"Failed to allocate[^.\n]*", str(error))  # ONNX Runtime's line is long; this is its gist
+    detail = re.search(
+        r"Failed to allocate[^.\n]*", str(error)
+    )  # ONNX Runtime's line is long; this is its gist
     reason = (detail.group(0) if detail else first_line(error))[:200]
+    source = f" running {model.path}" if model.path else ""
     return InputError(
-        f"{backend} ran out of memory on a {shape[-1]}x{shape[-2]} input ({reason}): set a smaller max_side "
-        "(e.g. max_side=1024) or strategy=crop"
+        f"{_BACKENDS.get(model.kind, model.kind)} ran out of memory{source} on a {shape[-1]}x{shape[-2]} input "
+        f"({reason}): set a smaller max_side (e.g. max_side=1024) or strategy=crop"
     )
 
 
@@ -157,12 +174,7 @@ def _torch_runner(module: nn.Module | torch.jit.ScriptModule, device: str) -> Mo
     def run(masked_image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(masked_image, dtype=np.float32)).to(device)
         m = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32)).to(device)
-        try:
-            return module(x, m).float().cpu().numpy()
-        except RuntimeError as error:  # torch.OutOfMemoryError (CUDA) and the CPU allocator's RuntimeError
-            if isinstance(error, torch.OutOfMemoryError) or _OUT_OF_MEMORY.search(str(error)):
-                raise out_of_memory_error("PyTorch", x.shape, error) from None
-            raise
+        return module(x, m).float().cpu().numpy()
 
     return run
 
@@ -228,8 +240,12 @@ def _load_onnx(path: Path, device: str) -> LoadedModel:
     providers = ["CPUExecutionProvider"]
     if device.startswith("cuda"):
         providers.insert(0, "CUDAExecutionProvider")
+    options = ort.SessionOptions()
+    options.log_severity_level = (
+        4  # a failed run is reported once, as our one-line error, not also in ORT's log
+    )
     try:
-        session = ort.InferenceSession(str(path), providers=providers)
+        session = ort.InferenceSession(str(path), options, providers=providers)
     except Exception as error:  # onnxruntime raises its own exception types for bad files
         raise CheckpointError(f"cannot load ONNX file {path}: {first_line(error)}") from error
     header = check_export_header(session.get_modelmeta().custom_metadata_map.get(METADATA_KEY), "onnx", path)
@@ -241,8 +257,8 @@ def _load_onnx(path: Path, device: str) -> LoadedModel:
         try:
             return session.run(None, feed)[0]
         except Exception as error:  # onnxruntime's own exception types (RuntimeException, Fail, ...)
-            if _OUT_OF_MEMORY.search(str(error)):
-                raise out_of_memory_error("ONNX Runtime", masked_image.shape, error) from None
+            if is_out_of_memory(error):
+                raise  # LoadedModel words it, with the options that make the run smaller
             raise CheckpointError(f"ONNX Runtime failed running {path}: {first_line(error)}") from error
 
     return LoadedModel(run, "onnx", path, header)
