@@ -85,7 +85,9 @@ def run(repeats: int = 3) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         models = {
             "sa_unet (PyTorch)": from_module(net),
-            "sa_unet (TorchScript)": load_model(export_torchscript(net, config, Path(tmp) / "m.ts")),
+            "sa_unet (TorchScript)": load_model(
+                export_torchscript(net, config, Path(tmp) / "m.ts"), trust_code=True
+            ),
             "sa_unet (ONNX Runtime)": load_model(export_onnx(net, config, Path(tmp) / "m.onnx")),
         }
         telea = get_baseline("telea")

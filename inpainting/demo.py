@@ -327,7 +327,7 @@ def build_app(runner: DemoRunner, model: LoadedModel | None = None) -> gr.Blocks
 
 def create(cfg: DictConfig) -> tuple[gr.Blocks, LoadedModel]:
     """Load the model the config names and build the page (not launched)."""
-    model = load_model(cfg.get("ckpt_path"), cfg.get("device", "cpu"))
+    model = load_model(cfg.get("ckpt_path"), cfg.get("device", "cpu"), trust_code=bool(cfg.get("trust_code")))
     inpainter = Inpainter(model, cfg.strategy, cfg.max_side, cfg.margin)
     return build_app(DemoRunner(inpainter, int(cfg.max_pixels)), model), model
 

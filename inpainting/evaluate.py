@@ -130,7 +130,12 @@ def run(cfg: DictConfig) -> dict[str, Path]:
     vgg_fid_floor = sample_floor(cfg, "vgg_fid_min_samples", VGG_FID_MIN_SAMPLES)
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    methods = build_methods(list(cfg.methods), cfg.device, OmegaConf.to_container(cfg.get("inference") or {}))
+    methods = build_methods(
+        list(cfg.methods),
+        cfg.device,
+        OmegaConf.to_container(cfg.get("inference") or {}),
+        bool(cfg.get("trust_code")),
+    )
     features = feature_metrics(cfg)
     standard = standard_metrics(cfg)
     images = select_images(cfg)

@@ -121,7 +121,11 @@ def _atomic_path(path: Path) -> Iterator[Path]:
 
 
 def max_difference(reference: nn.Module, model: Any, sizes=CHECK_SIZES) -> float:
-    """Largest |eager - exported| over random inputs at ``sizes`` (NumPy in, NumPy out for ``model``)."""
+    """Largest |eager - exported| over random inputs at ``sizes`` (NumPy in, NumPy out for ``model``).
+
+    NaN-aware: a NaN or infinity on either side makes the result NaN (Python's ``max`` would drop a NaN, and
+    NumPy's ``max`` of a NaN-free but infinite difference is inf), which no tolerance accepts.
+    """
     worst = 0.0
     with torch.inference_mode():
         for i, (height, width) in enumerate(sizes):
@@ -130,17 +134,26 @@ def max_difference(reference: nn.Module, model: Any, sizes=CHECK_SIZES) -> float
             got = model(masked.numpy(), mask.numpy())
             if got.shape != expected.shape:
                 raise CheckpointError(f"exported model returned {got.shape} for input {tuple(masked.shape)}")
-            worst = max(worst, float(np.abs(got - expected).max()))
+            diff = np.abs(got.astype(np.float64) - expected.astype(np.float64))
+            if not (np.isfinite(diff).all() and np.isfinite(expected).all()):
+                return float("nan")
+            worst = float(np.maximum(worst, diff.max()))
     return worst
 
 
-def _check_parity(reference: nn.Module, path: Path, tolerance: float) -> float:
-    diff = max_difference(reference, load_model(path))
-    if not diff <= tolerance:
-        raise CheckpointError(
-            f"the exported {path} differs from PyTorch by {diff:.3g} (> {tolerance:g}) at sizes {CHECK_SIZES}"
+def _check_parity(reference: nn.Module, path: Path, tolerance: float, name: str | None = None) -> float:
+    """Refuse an export that differs from eager PyTorch (or is not finite); ``path`` is a file we just wrote."""
+    name = name or path.name
+    # the raw runner: LoadedModel itself refuses a non-finite output, with the temporary file's name
+    diff = max_difference(reference, load_model(path, trust_code=True).run)
+    if not diff <= tolerance:  # False for NaN too
+        what = (
+            "NaN or infinite outputs" if np.isnan(diff) else f"a difference of {diff:.3g} (> {tolerance:g})"
         )
-    log.info("export check: max |PyTorch - %s| = %.3g at sizes %s", path.name, diff, CHECK_SIZES)
+        raise CheckpointError(
+            f"the export to output={name} gives {what} against PyTorch at sizes {CHECK_SIZES}: not written"
+        )
+    log.info("export check: max |PyTorch - %s| = %.3g at sizes %s", name, diff, CHECK_SIZES)
     return diff
 
 
@@ -157,7 +170,7 @@ def export_torchscript(
     extra = {METADATA_KEY: header("torchscript", model_config, padded.multiple, metadata or {})}
     with _atomic_path(path) as tmp:
         torch.jit.save(traced, str(tmp), _extra_files=extra)
-    _check_parity(padded, path, PARITY_TOLERANCE)
+        _check_parity(padded, tmp, PARITY_TOLERANCE, str(path))  # checked before it replaces ``path``
     return path
 
 
@@ -209,13 +222,13 @@ def export_onnx(
         entry = proto.metadata_props.add()
         entry.key, entry.value = METADATA_KEY, header("onnx", model_config, padded.multiple, metadata or {})
         onnx.save(proto, str(tmp))
-    if check:
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError:
-            log.warning("onnxruntime is not installed: %s was not checked against PyTorch", path)
-        else:
-            _check_parity(padded, path, PARITY_TOLERANCE)
+        if check:  # before it replaces ``path``: a failed check leaves no file behind
+            try:
+                import onnxruntime  # noqa: F401
+            except ImportError:
+                log.warning("onnxruntime is not installed: %s was not checked against PyTorch", path)
+            else:
+                _check_parity(padded, tmp, PARITY_TOLERANCE, str(path))
     return path
 
 
@@ -247,12 +260,15 @@ def export(ckpt_path: str | Path, fmt: str, output: str | Path | None = None) ->
     if out.is_dir():
         raise IsADirectoryError(f"output={out} is a folder; give a file name, e.g. {out / ckpt_path.stem}")
     model_config = config["model"]
-    if fmt == "generator":
-        save_generator(net, model_config, out, metadata)
-    elif fmt == "torchscript":
-        export_torchscript(net, model_config, out, metadata)
-    else:
-        export_onnx(net, model_config, out, metadata)
+    try:
+        if fmt == "generator":
+            save_generator(net, model_config, out, metadata)
+        elif fmt == "torchscript":
+            export_torchscript(net, model_config, out, metadata)
+        else:
+            export_onnx(net, model_config, out, metadata)
+    except CheckpointError as error:  # the parity check: name the source too
+        raise CheckpointError(f"ckpt_path={ckpt_path}: {error}") from None
     log.info("wrote %s (%s, %.1f MB)", out, fmt, out.stat().st_size / 1e6)
     return out
 

@@ -326,7 +326,7 @@ def run(cfg: DictConfig) -> PredictResult:
     for image, reason in problems:
         log.warning("skipping %s: %s", image, reason)
 
-    model = load_model(cfg.get("ckpt_path"), cfg.get("device", "cpu"))
+    model = load_model(cfg.get("ckpt_path"), cfg.get("device", "cpu"), trust_code=bool(cfg.get("trust_code")))
     log.info("model: %s", model.describe())
     inpainter = Inpainter(model, cfg.strategy, cfg.max_side, cfg.margin)
     result = predict_jobs(

@@ -42,7 +42,7 @@ def test_trace_size_takes_every_padding_branch():
 @pytest.mark.parametrize("kind", ["torchscript", "onnx"])
 def test_exported_model_matches_pytorch_at_other_sizes(exported, kind):
     reference = PaddedGenerator(tiny_net()).eval()
-    model = load_model(exported[kind])
+    model = load_model(exported[kind], trust_code=True)
     assert model.kind == kind and model.info["pad_multiple"] == 8 and model.info["model"] == TINY_CONFIG
     diff = max_difference(reference, model, PARITY_SIZES)
     print(f"max |PyTorch - {kind}| over sizes {PARITY_SIZES}: {diff:.3g}")
@@ -56,7 +56,7 @@ def test_predict_from_every_format_gives_the_same_picture(exported):
     image = photo(301, 517)
     mask = holes(301, 517, [(40, 60, 90, 140), (200, 400, 260, 500)])
     outputs = {
-        kind: Inpainter(load_model(path), "crop", max_side=256, margin=32)(image, mask)
+        kind: Inpainter(load_model(path, trust_code=True), "crop", max_side=256, margin=32)(image, mask)
         for kind, path in exported.items()
     }
     for kind, out in outputs.items():
@@ -123,10 +123,10 @@ def test_torchscript_header_version_mismatch(tmp_path):
         module, str(tmp_path / "v2.ts"), _extra_files={METADATA_KEY: json.dumps({**header, "version": 2})}
     )
     with pytest.raises(ExportFormatError, match="version 2.*re-export"):
-        load_model(tmp_path / "v2.ts")
+        load_model(tmp_path / "v2.ts", trust_code=True)
     torch.jit.save(module, str(tmp_path / "bare.ts"))
     with pytest.raises(ExportFormatError, match="no inpainting header"):
-        load_model(tmp_path / "bare.ts")
+        load_model(tmp_path / "bare.ts", trust_code=True)
 
 
 def test_onnx_header_version_mismatch(exported, tmp_path):
@@ -155,7 +155,7 @@ def test_fill_prior_network_exports_with_one_graph_for_every_size(tmp_path, kind
     net = tiny_net(fill_prior=True)
     torch.nn.init.normal_(net.head.weight, std=0.05)  # a trained-looking head: output != the fill alone
     writer = export_onnx if kind == "onnx" else export_torchscript
-    model = load_model(writer(net, config, tmp_path / f"fill.{kind}"))
+    model = load_model(writer(net, config, tmp_path / f"fill.{kind}"), trust_code=True)
     assert max_difference(PaddedGenerator(net), model, PARITY_SIZES) < 1e-4
 
 
@@ -215,6 +215,6 @@ def test_key_grid_network_exports_for_every_size(tmp_path, kind):
     net = tiny_net(kv_grid=3, norm="layer", fill_prior=True)
     torch.nn.init.normal_(net.head.weight, std=0.05)
     writer = export_onnx if kind == "onnx" else export_torchscript
-    model = load_model(writer(net, config, tmp_path / f"grid.{kind}"))
+    model = load_model(writer(net, config, tmp_path / f"grid.{kind}"), trust_code=True)
     # at (64, 48) the 8x6 pooled keys are capped to 3x3, at (301, 517) to 3x3 from 38x65
     assert max_difference(PaddedGenerator(net), model, PARITY_SIZES) < 1e-4

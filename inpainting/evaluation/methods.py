@@ -3,7 +3,8 @@
 A method spec is a classical baseline's plain name (``telea``, ``navier_stokes``, ``biharmonic``,
 ``patchmatch``, ``push_pull``, ``harmonic``), ``default`` (the shipped model,
 :func:`inpainting.inference.checkpoint.default_weights_path`), or a trained or exported model: ``ckpt:PATH``,
-optionally named ``NAME@ckpt:PATH`` (a training .ckpt, generator .pt, TorchScript or ONNX file). When NAME is a
+optionally named ``NAME@ckpt:PATH`` (a training .ckpt, generator .pt, ONNX file, or with ``trust_code=true`` a
+TorchScript file). When NAME is a
 ``conf/model`` option (``sa_unet``, ``unet``), the checkpoint must hold that network, so a table never shows one
 model's numbers under another's name.
 
@@ -80,8 +81,10 @@ def check_model_name(name: str, ckpt: str, model_config: dict) -> None:
             )
 
 
-def build_method(spec: str, device: str = "cpu", inference: dict | None = None) -> Method:
-    """Parse one method spec (see the module docstring) into a :class:`Method`."""
+def build_method(
+    spec: str, device: str = "cpu", inference: dict | None = None, trust_code: bool = False
+) -> Method:
+    """Parse one method spec (see the module docstring) into a :class:`Method`; ``trust_code``: allow TorchScript."""
     name, _, rest = spec.partition("@") if "@" in spec else ("", "", spec)
     options = {**PREDICT_STRATEGY, **(inference or {})}
     if rest == DEFAULT_METHOD:
@@ -89,7 +92,7 @@ def build_method(spec: str, device: str = "cpu", inference: dict | None = None) 
         return Method(name or DEFAULT_METHOD, Inpainter(model, **options), "model")
     if rest.startswith(CKPT_PREFIX):
         ckpt = rest[len(CKPT_PREFIX) :]
-        model = load_model(ckpt, device)
+        model = load_model(ckpt, device, trust_code=trust_code)
         name = name or Path(ckpt).resolve().parent.parent.name or Path(ckpt).stem
         model_config = model.info.get("model")
         if isinstance(model_config, dict):
@@ -104,14 +107,14 @@ def build_method(spec: str, device: str = "cpu", inference: dict | None = None) 
 
 
 def build_methods(
-    specs: list[str] | None, device: str = "cpu", inference: dict | None = None
+    specs: list[str] | None, device: str = "cpu", inference: dict | None = None, trust_code: bool = False
 ) -> list[Method]:
     if not specs:
         raise ConfigError(
             f"methods is empty: give at least one, e.g. methods=[telea,ckpt:logs/.../last.ckpt] "
             f"(baselines: {', '.join(BASELINES)})"
         )
-    methods = [build_method(str(spec), device, inference) for spec in specs]
+    methods = [build_method(str(spec), device, inference, trust_code) for spec in specs]
     check_unique_names([m.name for m in methods])
     return methods
 

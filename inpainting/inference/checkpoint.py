@@ -5,8 +5,12 @@ export, demo) reads them through :func:`load_generator` / :func:`check_checkpoin
 
 - ``torch.load(weights_only=True)``: tensors and plain containers only, so a pickle payload cannot run;
 - the network is named by a key of the explicit registry :data:`inpainting.models.registry.GENERATORS` and built
-  from plain-data arguments (no ``_target_``/``_partial_`` below it, no ``${...}`` interpolation); nothing the
-  file names is imported, resolved or instantiated through Hydra.
+  from plain-data arguments (no ``_target_``/``_partial_`` below it, no ``${...}`` interpolation) of bounded
+  size; nothing the file names is imported, resolved or instantiated through Hydra;
+- weights must be finite: a NaN or infinite weight would only ever produce a wrong picture;
+- a TorchScript file is code (its ``__setstate__`` runs on load, its ``forward`` on every image): it is never
+  read here, and :func:`inpainting.inference.load_model` opens one only with ``trust_code=True``
+  (:data:`TRUST_CODE_OPTION`), whatever the file's name.
 
 A training checkpoint of a GAN run holds two generators; the EMA one (``net_ema.module.*``), which validation
 and best-checkpoint selection use, is the one every tool loads, and the returned config says which it was
@@ -24,14 +28,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from inpainting.models.registry import UnsafeModelConfig, build_network, check_model_config
+from inpainting.models.registry import UnsafeModelConfig, check_model_config
 
 NET_PREFIX = "net."
 EMA_PREFIX = "net_ema.module."
@@ -40,6 +46,10 @@ GENERATOR_VERSION = 1
 #: the shipped default model, used by predict and the demo when no ckpt_path is given
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "sa_unet_default.pt"
 DEFAULT_WEIGHTS_ENV = "INPAINTING_WEIGHTS"
+#: the option of predict, evaluate and the demo that allows opening a file that carries code (TorchScript)
+TRUST_CODE_OPTION = "trust_code"
+#: what a Lightning training checkpoint always has, and a generator file never
+LIGHTNING_KEY = "pytorch-lightning_version"
 
 
 class CheckpointError(ValueError):
@@ -53,13 +63,53 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(
             f"checkpoint {path} does not exist (expected a .ckpt written by inpainting.train)"
         )
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes): an interrupted copy or download?")
+    if is_torchscript(path):
+        raise CheckpointError(
+            f"{path} is a TorchScript file, which carries code, not a checkpoint: this reads training "
+            "checkpoints (.ckpt) and generator files (.pt) only"
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
+        # ``from None``: torch's own text advises loading with weights_only=False, which would run the payload
         raise CheckpointError(
-            f"cannot load checkpoint {path} safely (weights_only=True): {error}. "
+            f"cannot load checkpoint {path} safely (weights_only=True): {load_failure_reason(error)}. "
             "Only checkpoints holding tensors and plain data are accepted."
-        ) from error
+        ) from None
+
+
+def is_torchscript(path: str | Path) -> bool:
+    """True when ``path`` is a zip archive holding TorchScript code, whatever its name; nothing is loaded."""
+    try:
+        if not zipfile.is_zipfile(path):
+            return False
+        with zipfile.ZipFile(path) as archive:
+            return any("/code/" in name or name.endswith("constants.pkl") for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+#: sentences of torch's load errors that must not reach users: they advise ``weights_only=False`` (running the
+#: payload) or allow-listing the very global a crafted file names
+_ADVICE = re.compile(r"weights_only|trusted source|safe_globals|documentation of torch\.load", re.IGNORECASE)
+_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+
+
+def load_failure_reason(error: BaseException) -> str:
+    """One line saying why ``torch.load(weights_only=True)`` refused a file, without torch's advice to unsafe it."""
+    text = str(error)
+    named = _GLOBAL.search(text)
+    if named:
+        return f"it needs the Python object {named.group(1)}, and unpickling such objects can run code"
+    sentences = re.split(r"(?<=[.!?])\s+", " ".join(text.split()))
+    reason = " ".join(s for s in sentences if s and not _ADVICE.search(s)).strip().rstrip(".")
+    if reason:
+        return reason[:300]
+    if isinstance(error, EOFError):
+        return "the file ends too early (truncated?)"
+    return f"{type(error).__name__}: not a PyTorch checkpoint, or a damaged one"
 
 
 def generator_state_dict(
@@ -84,10 +134,11 @@ def build_generator(
     model_config: dict[str, Any], state_dict: dict[str, torch.Tensor], path: str | Path = "<memory>"
 ) -> nn.Module:
     """Build the registered network a ``model`` config names and load ``state_dict`` into it (eval mode, CPU)."""
-    check_model(model_config, path)
+    check_finite(state_dict, path)
+    cls, arguments = check_model(model_config, path)
     target = model_config.get("_target_") or model_config.get("name")
     try:
-        net = build_network(model_config)
+        net = cls(**arguments)
     except (TypeError, ValueError) as error:  # an older/newer config this code's network no longer accepts
         raise CheckpointError(
             f"{path}: cannot build {target} from the file's model config ({error}); "
@@ -102,15 +153,28 @@ def build_generator(
     return net.eval()
 
 
-def check_model(model_config: Any, path: str | Path) -> None:
-    """Refuse a model config that names an unregistered network or carries more than plain-data arguments."""
+def check_finite(state_dict: dict[str, Any], path: str | Path) -> None:
+    """Refuse weights that are not tensors or hold NaN/infinity (a diverged run or a damaged file)."""
+    for key, value in state_dict.items():
+        if not isinstance(value, Tensor):
+            raise CheckpointError(f"{path}: weight {key!r} is a {type(value).__name__}, not a tensor")
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise CheckpointError(
+                f"{path}: weight {key!r} holds NaN or infinite values (a diverged run or a damaged file); "
+                "refusing to load it"
+            )
+
+
+def check_model(model_config: Any, path: str | Path) -> tuple[type[nn.Module], dict[str, Any]]:
+    """Refuse a model config that names an unregistered network, carries more than plain-data arguments or asks
+    for an oversized network; return ``(class, arguments)``."""
     if not isinstance(model_config, dict) or not (model_config.get("_target_") or model_config.get("name")):
         raise CheckpointError(f"{path}: the model config names no network, so it cannot be rebuilt")
     try:
-        check_model_config(model_config)
+        return check_model_config(model_config)
     except UnsafeModelConfig as error:
         raise CheckpointError(f"{path}: {error}") from None
-    except TypeError as error:
+    except (TypeError, ValueError) as error:  # arguments this code's network does not take, or refuses
         raise CheckpointError(
             f"{path}: {error}; the file was probably written by another version of inpainting"
         ) from None
@@ -124,8 +188,28 @@ def check_checkpoint(path: str | Path) -> dict[str, Any]:
     would draw from torch's global RNG and change the resumed run's data order.
     """
     checkpoint = read_checkpoint(path)
-    _checkpoint_entries(checkpoint, path)  # refuses unsafe configs and files without generator weights
+    check_training_checkpoint(checkpoint, path)
     return checkpoint
+
+
+def check_training_checkpoint(checkpoint: Any, path: str | Path) -> None:
+    """Refuse a loaded file that training cannot resume from: a generator file, an unsafe config, no Lightning state.
+
+    Without this a generator file given to ``train ckpt_path=`` fails inside Lightning with
+    ``KeyError: 'pytorch-lightning_version'``.
+    """
+    if isinstance(checkpoint, dict) and "format" in checkpoint:
+        raise CheckpointError(
+            f"ckpt_path={path} is a generator file (network and weights only, from inpainting.export), not a "
+            "training checkpoint: training resumes from a run's checkpoints/last.ckpt; use a generator file "
+            "with predict, evaluate (ckpt:PATH) or the demo instead"
+        )
+    _checkpoint_entries(checkpoint, path)  # refuses unsafe configs and files without generator weights
+    if LIGHTNING_KEY not in checkpoint:
+        raise CheckpointError(
+            f"ckpt_path={path} has no {LIGHTNING_KEY!r} entry, so it is not a Lightning training checkpoint "
+            "that training can resume from (expected a run's checkpoints/last.ckpt)"
+        )
 
 
 def load_generator(path: str | Path, expected_target: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
@@ -202,6 +286,7 @@ def save_generator(
     config = dict(model_config)
     if "_target_" not in config:
         raise CheckpointError("model_config needs a _target_ naming the network class")
+    check_finite(net.state_dict(), path)  # a file that would be refused on load is not written
     try:
         check_model_config(config)  # what a reader checks: a config that cannot be rebuilt is not written
     except (TypeError, ValueError) as error:
@@ -236,7 +321,7 @@ def resolve_weights(ckpt_path: str | os.PathLike | None) -> Path:
     if not path.is_file():
         raise FileNotFoundError(
             f"no ckpt_path given and the default weights {path} are missing. Pass ckpt_path=PATH (a training "
-            ".ckpt, a generator .pt, a TorchScript .ts or an .onnx file), or create the default with "
+            f".ckpt, a generator .pt, an .onnx file, or a TorchScript .ts with {TRUST_CODE_OPTION}=true), or create the default with "
             "`python -m inpainting.export ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt "
             f"format=generator output={path}` (or set ${DEFAULT_WEIGHTS_ENV})"
         )

@@ -3,7 +3,8 @@
 Plain module (no Hydra, no Lightning): ``predict``, the demo, the notebook and the benchmark all call it.
 
 * :func:`load_model` opens a training ``.ckpt``, a generator file (:func:`inpainting.inference.checkpoint.save_generator`),
-  a TorchScript file or an ``.onnx`` file and returns a :class:`LoadedModel`, one callable for all of them:
+  an ``.onnx`` file or, only with ``trust_code=True``, a TorchScript file (code: loading it runs its
+  ``__setstate__``, every image its ``forward``), and returns a :class:`LoadedModel`, one callable for all of them:
   ``model(masked_image, mask) -> output``, float32 NumPy arrays ``N x 3 x H x W`` / ``N x 1 x H x W`` in the
   generator contract (image in [-1, 1], holes zeroed, mask 1 = missing), any H x W.
 * :class:`PaddedGenerator` pads every input to :func:`pad_multiple` (the network's downsampling times the
@@ -24,7 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-import zipfile
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from inpainting.errors import ConfigError, InputError, MissingExtraError
-from inpainting.inference.checkpoint import CheckpointError, load_generator, resolve_weights
+from inpainting.inference.checkpoint import (
+    TRUST_CODE_OPTION,
+    CheckpointError,
+    is_torchscript,
+    load_generator,
+    resolve_weights,
+)
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +115,18 @@ class LoadedModel:
     info: dict[str, Any] = field(default_factory=dict)
 
     def __call__(self, masked_image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return self.run(masked_image, mask)
+        try:
+            output = self.run(masked_image, mask)
+        except Exception as error:
+            if is_out_of_memory(error):
+                raise out_of_memory_error(self, masked_image.shape, error) from None
+            raise
+        if not np.isfinite(output).all():  # NaN would be written as black (or arbitrary) pixels, silently
+            raise CheckpointError(
+                f"{self.path or 'the model'} produced NaN or infinite values for a {masked_image.shape[-1]}x"
+                f"{masked_image.shape[-2]} input: its weights are damaged or diverged"
+            )
+        return output
 
     def describe(self) -> str:
         name = (self.info.get("model") or {}).get("_target_", "?")
@@ -121,6 +139,32 @@ def _resolve_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device={device}: CUDA is not available here (use device=cpu)")
     return device
+
+
+#: how ONNX Runtime and PyTorch's CPU allocator word a failed allocation
+_OUT_OF_MEMORY = re.compile(r"allocat|bad_alloc|out of memory", re.IGNORECASE)
+_BACKENDS = {"pytorch": "PyTorch", "torchscript": "TorchScript", "onnx": "ONNX Runtime"}
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """A model run that failed for want of memory (CUDA, the CPU allocator, ONNX Runtime's arena, NumPy)."""
+    if isinstance(error, torch.OutOfMemoryError | MemoryError):
+        return True
+    from_backend = isinstance(error, RuntimeError) or type(error).__module__.startswith("onnxruntime")
+    return from_backend and bool(_OUT_OF_MEMORY.search(str(error)))
+
+
+def out_of_memory_error(model: LoadedModel, shape: tuple[int, ...], error: BaseException) -> InputError:
+    """One line for a model run that did not fit in memory, saying which options make the run smaller."""
+    detail = re.search(
+        r"Failed to allocate[^.\n]*", str(error)
+    )  # ONNX Runtime's line is long; this is its gist
+    reason = (detail.group(0) if detail else first_line(error))[:200]
+    source = f" running {model.path}" if model.path else ""
+    return InputError(
+        f"{_BACKENDS.get(model.kind, model.kind)} ran out of memory{source} on a {shape[-1]}x{shape[-2]} input "
+        f"({reason}): set a smaller max_side (e.g. max_side=1024) or strategy=crop"
+    )
 
 
 def _torch_runner(module: nn.Module | torch.jit.ScriptModule, device: str) -> ModelFn:
@@ -143,13 +187,14 @@ def from_module(net: nn.Module, device: str = "cpu", info: dict[str, Any] | None
 
 
 def detect_kind(path: Path) -> str:
-    """``onnx`` by suffix, ``torchscript`` when the zip archive holds TorchScript code, else ``checkpoint``."""
+    """``onnx`` by suffix, ``torchscript`` when the zip archive holds TorchScript code, else ``checkpoint``.
+
+    Recognising TorchScript only decides the refusal's wording: it is opened only with ``trust_code``.
+    """
     if path.suffix.lower() == ".onnx":
         return "onnx"
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
-            if any("/code/" in name or name.endswith("constants.pkl") for name in archive.namelist()):
-                return "torchscript"
+    if is_torchscript(path):
+        return "torchscript"
     return "checkpoint"
 
 
@@ -180,7 +225,7 @@ def _load_torchscript(path: Path, device: str) -> LoadedModel:
     try:
         module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     except RuntimeError as error:
-        raise CheckpointError(f"cannot load TorchScript file {path}: {error}") from error
+        raise CheckpointError(f"cannot load TorchScript file {path}: {first_line(error)}") from error
     header = check_export_header(extra[METADATA_KEY], "torchscript", path)
     return LoadedModel(_torch_runner(module, device), "torchscript", path, header)
 
@@ -195,29 +240,55 @@ def _load_onnx(path: Path, device: str) -> LoadedModel:
     providers = ["CPUExecutionProvider"]
     if device.startswith("cuda"):
         providers.insert(0, "CUDAExecutionProvider")
+    options = ort.SessionOptions()
+    options.log_severity_level = (
+        4  # a failed run is reported once, as our one-line error, not also in ORT's log
+    )
     try:
-        session = ort.InferenceSession(str(path), providers=providers)
+        session = ort.InferenceSession(str(path), options, providers=providers)
     except Exception as error:  # onnxruntime raises its own exception types for bad files
-        raise CheckpointError(f"cannot load ONNX file {path}: {error}") from error
+        raise CheckpointError(f"cannot load ONNX file {path}: {first_line(error)}") from error
     header = check_export_header(session.get_modelmeta().custom_metadata_map.get(METADATA_KEY), "onnx", path)
     names = [i.name for i in session.get_inputs()]
 
     def run(masked_image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         feed = dict(zip(names, (masked_image, mask), strict=True))
         feed = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in feed.items()}
-        return session.run(None, feed)[0]
+        try:
+            return session.run(None, feed)[0]
+        except Exception as error:  # onnxruntime's own exception types (RuntimeException, Fail, ...)
+            if is_out_of_memory(error):
+                raise  # LoadedModel words it, with the options that make the run smaller
+            raise CheckpointError(f"ONNX Runtime failed running {path}: {first_line(error)}") from error
 
     return LoadedModel(run, "onnx", path, header)
 
 
-def load_model(path: str | Path | None = None, device: str = "cpu") -> LoadedModel:
-    """Open a training .ckpt, generator file, TorchScript or ONNX file (None: the default weights)."""
+def first_line(error: BaseException) -> str:
+    """The first non-blank line of an error's text (ONNX Runtime's run many lines), or its type's name."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0][:300] if lines else type(error).__name__
+
+
+def load_model(path: str | Path | None = None, device: str = "cpu", trust_code: bool = False) -> LoadedModel:
+    """Open a training .ckpt, generator file, ONNX or TorchScript file (None: the default weights).
+
+    ``trust_code``: allow a TorchScript file, which is code (it runs on load and on every image); without it
+    such a file is refused whatever its name. Checkpoints and generator files are read with
+    ``weights_only=True`` and ONNX runs no Python, so they need no trust.
+    """
     path = resolve_weights(path)
     device = _resolve_device(device)
     kind = detect_kind(path)
     if kind == "onnx":
         return _load_onnx(path, device)
     if kind == "torchscript":
+        if not trust_code:
+            raise CheckpointError(
+                f"{path} is a TorchScript file, which runs the code it carries when loaded: refusing it; set "
+                f"{TRUST_CODE_OPTION}=true only if you trust where it came from (or use its generator or ONNX "
+                "export, which run no code from the file)"
+            )
         return _load_torchscript(path, device)
     net, config = load_generator(path)
     model = from_module(net, device, {"model": config["model"], "metadata": config.get("metadata", {})})
