@@ -102,7 +102,8 @@ def block_step(block: torch.nn.Module, x: Tensor, rest: list, grad: Tensor) -> N
 
 def attention_blocks(image: Tensor, mask: Tensor, args: argparse.Namespace, step_ms: float) -> dict:
     """Each SelfAttention2d of sa_unet alone: forward+backward ms on its captured input, GFLOP (3x forward)."""
-    from inpainting.models.attention import SelfAttention2d, count_flops
+    from inpainting.models.analysis import count_flops
+    from inpainting.models.attention import SelfAttention2d
 
     net = build("sa_unet", image.device)
     inputs: dict[str, tuple] = {}

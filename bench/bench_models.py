@@ -31,11 +31,6 @@ VARIANTS: dict[str, tuple[dict[str, Any], str, str]] = {
     "sa_unet": ({}, "sdpa", "default: 8x8 windows at 1/2 (decoder) + global at 1/4, 2x-pooled keys"),
     "sa_unet_both": ({"attention_in": "both"}, "sdpa", "as default, windows in encoder and decoder"),
     "sa_unet_full_keys": ({"kv_pool": 1}, "sdpa", "as default, global over all 4096 keys"),
-    "sa_unet_conv_layout": (
-        {},
-        "conv_layout",
-        "as default, attention in the convolution layout (before issue 12: 1x1 convs, permute copies)",
-    ),
     "sa_unet_lite": (
         {"base_channels": 16, "kv_grid": 16},
         "sdpa",
@@ -77,7 +72,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
 
     import torch
 
-    from inpainting.models.naive_attention import NaiveSelfAttention2d
+    from inpainting.models.analysis import NaiveSelfAttention2d
     from inpainting.models.sa_unet import SAUNet, count_parameters
 
     torch.manual_seed(0)
@@ -85,9 +80,6 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     if spec["impl"] == "naive":
         for key, block in list(net.attn.items()):
             net.attn[key] = NaiveSelfAttention2d(block.channels)
-    if spec["impl"] == "conv_layout":
-        for block in net.attn.values():
-            block.token_layout = False
     b, s = spec["batch"], spec["size"]
     image = torch.rand(b, 3, s, s) * 2 - 1
     mask = (torch.rand(b, 1, s, s) > 0.7).float()

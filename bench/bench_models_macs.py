@@ -2,7 +2,7 @@
 
 ``torch.utils.flop_counter.FlopCounterMode`` over one forward pass of one image (MACs = FLOPs / 2; convolutions,
 matmuls and attention; CPU SDPA is counted with torch's SDPA formula, see
-``inpainting.models.attention.count_flops``). Networks run on the ``meta`` device where they can (no memory, no
+``inpainting.models.analysis.count_flops``). Networks run on the ``meta`` device where they can (no memory, no
 compute: the count is exact all the same), else on CPU. Attention's share is the MACs inside ``SelfAttention2d``
 blocks (projections, pooling and the attention itself), from the counter's per-module totals. Machine-independent.
 
@@ -42,12 +42,9 @@ def count(net: nn.Module, size: int) -> tuple[int, int]:
     """(total MACs, MACs inside SelfAttention2d blocks) of one forward pass on one ``size``² image."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from inpainting.models.attention import SelfAttention2d, _sdpa_flops
+    from inpainting.models.analysis import FLOP_MAPPING
+    from inpainting.models.attention import SelfAttention2d
 
-    mapping = {
-        torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_flops,
-        torch.ops.inpainting.chunked_attention: _sdpa_flops,
-    }
     attention_names = {name for name, m in net.named_modules() if isinstance(m, SelfAttention2d)}
     for device in ("meta", "cpu"):
         try:
@@ -56,7 +53,7 @@ def count(net: nn.Module, size: int) -> tuple[int, int]:
             mask = torch.zeros(1, 1, size, size, device=device)
             if device == "cpu":
                 mask[..., size // 4 : size // 2, size // 3 : 2 * size // 3] = 1
-            with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=mapping) as counter:
+            with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=FLOP_MAPPING) as counter:
                 net(masked, mask)
             break
         except (NotImplementedError, RuntimeError):

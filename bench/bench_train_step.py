@@ -9,8 +9,7 @@ each in turn, so drift of a shared machine hits all of them alike; the table rep
     python bench/bench_train_step.py [--steps 8] [--batch 8] [--size 128] [--threads 1]
 
 ``--attention`` measures issue 12's question instead, the price of attention per training step: unet, sa_unet,
-sa_unet with its attention in the convolution layout (1x1 convs and permute copies, the reference the token layout
-is tested against), sa_unet_lite, and channels-last unet/sa_unet, all with today's recipe and fused Adam:
+sa_unet_lite, and channels-last unet/sa_unet, all with today's recipe and fused Adam:
 
     python bench/bench_train_step.py --attention --steps 8 --size 128    # and --size 256
 """
@@ -49,16 +48,11 @@ LITE = model_yaml("sa_unet_lite")
 
 def network(overrides: dict, layout: str = "tokens") -> torch.nn.Module:
     """The network of conf/model/sa_unet.yaml with ``overrides``, seeded, in training mode; ``layout``: ``tokens``
-    (default), ``conv`` (attention blocks in the convolution layout) or ``channels_last`` (weights)."""
-    from inpainting.models.attention import SelfAttention2d
+    (default) or ``channels_last`` (weights)."""
     from inpainting.models.registry import build_network
 
     torch.manual_seed(0)
     net = build_network({**model_yaml("sa_unet"), **overrides}).train()
-    if layout == "conv":
-        for block in net.modules():
-            if isinstance(block, SelfAttention2d):
-                block.token_layout = False
     if layout == "channels_last":
         net = net.to(memory_format=torch.channels_last)
     return net
@@ -90,7 +84,6 @@ def variants_for(attention: bool) -> dict[str, Variant]:
     return {
         "unet": (*build(NO_ATTENTION, fused=True), False),
         "sa_unet": (*build({}, fused=True), False),
-        "sa_unet conv layout": (*build({}, fused=True, layout="conv"), False),
         "sa_unet_lite": (*build(LITE, fused=True), False),
         "unet channels-last": (*build(NO_ATTENTION, fused=True, layout="channels_last"), True),
         "sa_unet channels-last": (*build({}, fused=True, layout="channels_last"), True),
@@ -146,8 +139,7 @@ def main() -> None:
         rows += [f"| {name} | {t:.3f} | {t / median['unet']:.2f}x |" for name, t in median.items()]
         body = (
             f"{setup} All: conf/model/sa_unet.yaml (unet: its attention set to none; sa_unet_lite: 16 base "
-            "channels, keys capped at 16x16) with fused Adam. 'conv layout': the attention blocks' reference path "
-            "(1x1 convolutions, permute copies, the gate as a separate multiply).\n\n"
+            "channels, keys capped at 16x16) with fused Adam.\n\n"
             f"Reproduce: `{command}`\n\n" + "\n".join(rows)
         )
         section = (

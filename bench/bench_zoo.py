@@ -3,8 +3,8 @@
 Every generator is built from its shipped config (``conf/model/<name>.yaml``, composed by Hydra as training does);
 the discriminators (``conf/discriminator/``) get parameters and MACs only. MACs are counted by
 ``torch.utils.flop_counter.FlopCounterMode`` on one forward pass of one image (FLOPs / 2); scaled-dot-product
-attention on CPU dispatches to an op the counter does not know, so it is registered here with torch's own SDPA
-formula. Not counted: element-wise ops, norms, unfold/fold (contextual attention's patch copies are memory, not
+attention on CPU dispatches to an op the counter does not know, so it is counted with torch's own SDPA formula
+(``inpainting.models.analysis.FLOP_MAPPING``). Not counted: element-wise ops, norms, unfold/fold (contextual attention's patch copies are memory, not
 MACs). Step time: fp32 forward + backward of an L1 loss, batch 4 at 256², one warm-up step then the median of
 ``steps``, all models in one process one after another (side by side, on a possibly shared machine).
 
@@ -23,20 +23,13 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
 MODELS = ("sa_unet", "unet", "pconv_unet", "gated_ca")
 DISCRIMINATORS = ("patchgan", "sn_patchgan")
 SIZES = (256, 512)
-
-
-def _cpu_sdpa_flops(query, key, value, *args: Any, out_shape: Any = None, **kwargs: Any) -> int:
-    return sdpa_flop_count(query, key, value)
-
-
-FLOP_MAPPING = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa_flops}
 
 
 def build(group: str, name: str) -> nn.Module:
@@ -63,6 +56,8 @@ def _inputs(batch: int, size: int, seed: int = 0) -> tuple[torch.Tensor, torch.T
 
 def macs(module: nn.Module, size: int) -> int:
     """Multiply-accumulates of one forward pass on one ``size`` x ``size`` image."""
+    from inpainting.models.analysis import FLOP_MAPPING
+
     masked, mask = _inputs(1, size)
     module.eval()
     with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=FLOP_MAPPING) as counter:

@@ -8,15 +8,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from inpainting.models.analysis import NaiveSelfAttention2d, count_flops
 from inpainting.models.attention import (
     SelfAttention2d,
     adaptive_pool_matrix,
     chunked_attention,
-    count_flops,
     export_attention,
-    hole_tokens,
 )
-from inpainting.models.naive_attention import NaiveSelfAttention2d
+from inpainting.models.layers import hole_tokens
 
 
 def attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_valid=None) -> torch.Tensor:
@@ -89,6 +88,12 @@ def pooled_reference(
     return x + mod.gamma * F.conv2d(out, mod.proj.weight, mod.proj.bias)
 
 
+def _naive_key_grid(mod: SelfAttention2d, h: int, w: int) -> tuple[int, int]:
+    """The pooled key grid as :func:`pooled_reference` builds it: ``kv_pool``-pooled, at most ``kv_grid`` a side."""
+    hk, wk = -(-h // mod.kv_pool), -(-w // mod.kv_pool)
+    return (min(hk, mod.kv_grid), min(wk, mod.kv_grid)) if mod.kv_grid else (hk, wk)
+
+
 def make(channels: int = 8, seed: int = 0, **kwargs) -> SelfAttention2d:
     """A float64 module with a non-zero gate and non-trivial norm affine, so every part shows in the output."""
     torch.manual_seed(seed)
@@ -107,7 +112,7 @@ def make(channels: int = 8, seed: int = 0, **kwargs) -> SelfAttention2d:
         {"mode": "global", "num_heads": 2},
         {"mode": "window", "num_heads": 2, "window_size": 3},  # 6x6 divides; 7x5 pads
         {"mode": "window", "num_heads": 2, "window_size": 4},  # pads both
-        {"mode": "window", "num_heads": 1, "window_size": 2, "qkv_kernel": 3},
+        {"mode": "window", "num_heads": 1, "window_size": 2},
     ],
 )
 def test_matches_naive_formula(size: tuple[int, int], kwargs: dict) -> None:
@@ -239,7 +244,7 @@ def test_sdpa_gets_unit_stride_qkv(monkeypatch: pytest.MonkeyPatch) -> None:
     SelfAttention2d(8, num_heads=2, mode="window", window_size=4)(torch.randn(2, 8, 7, 9))
     SelfAttention2d(8, num_heads=2, mode="global")(torch.randn(2, 8, 7, 9))
     SelfAttention2d(8, num_heads=2, mode="global", kv_pool=2)(torch.randn(2, 8, 7, 9))
-    SelfAttention2d(8, num_heads=2, mode="window", window_size=4, qkv_kernel=3)(torch.randn(2, 8, 7, 9))
+    SelfAttention2d(8, num_heads=2, mode="window", window_size=4, norm="layer")(torch.randn(2, 8, 7, 9))
     assert [s[0] for s in seen] == [[1, 1, 1]] * 4
     assert seen[0][1] == (2 * 2 * 3, 2, 16, 4)  # one call: B * windows, heads, tokens per window, head dim
     assert seen[1][1] == (2, 2, 63, 4)
@@ -262,14 +267,13 @@ LAYOUT_CASES = [
 @pytest.mark.parametrize("kwargs", LAYOUT_CASES)
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("size", [(7, 5), (8, 12)])  # windows of 3 and 4 pad the first, 4 tiles the second
-def test_token_layout_equals_convolution_layout(
+def test_token_layout_matches_naive_formula_and_gradients(
     norm: str, kwargs: dict, channels_last: bool, size: tuple[int, int]
 ) -> None:
-    """The GEMM/token path (1x1 projections) computes what the convolution path computes, for any input layout,
-    with and without padding to whole windows, and the same gradients (the gate is folded into the output
-    projection there); its output keeps the input's memory layout."""
+    """The GEMM/token path computes the naive softmax(QK^T / sqrt(d)) V of the module's own weights, for any input
+    layout, with and without padding to whole windows, with the same gradients (the gate is folded into the
+    output projection there); its output keeps the input's memory layout."""
     mod = make(num_heads=2, norm=norm, **kwargs)
-    assert mod.token_layout
     x = torch.randn(2, 8, *size, dtype=torch.float64)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
@@ -280,17 +284,23 @@ def test_token_layout_equals_convolution_layout(
     args = (x, mask) if mod.mask_aware else (x,)
     weights = torch.randn(2, 8, *size, dtype=torch.float64)
 
-    def output_and_gradients() -> tuple[torch.Tensor, list[torch.Tensor]]:
-        out = mod(*args)
+    def naive() -> torch.Tensor:
+        if mod.kv_pool > 1 or mod.kv_grid > 0:
+            hk, wk = _naive_key_grid(mod, *size)
+            known = ~hole_tokens(mask, (hk, wk))[:, 0] if mod.mask_aware else None
+            return pooled_reference(mod, x, known)
+        return module_reference(mod, x, _block_known(mask, 2) if mod.mask_aware else None)
+
+    def output_and_gradients(run) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        out = run()
         leaves = [x, *mod.parameters()]
         return out, list(torch.autograd.grad((out * weights).sum(), leaves))
 
-    tokens, token_grads = output_and_gradients()
-    mod.token_layout = False
-    conv, conv_grads = output_and_gradients()
-    torch.testing.assert_close(tokens, conv, rtol=1e-10, atol=1e-10)
-    for token_grad, conv_grad in zip(token_grads, conv_grads, strict=True):
-        torch.testing.assert_close(token_grad, conv_grad, rtol=1e-10, atol=1e-10)
+    tokens, token_grads = output_and_gradients(lambda: mod(*args))
+    reference, reference_grads = output_and_gradients(naive)
+    torch.testing.assert_close(tokens, reference, rtol=1e-10, atol=1e-10)
+    for token_grad, reference_grad in zip(token_grads, reference_grads, strict=True):
+        torch.testing.assert_close(token_grad, reference_grad, rtol=1e-10, atol=1e-10)
     assert tokens.is_contiguous(
         memory_format=torch.channels_last if channels_last else torch.contiguous_format
     )
@@ -315,10 +325,9 @@ def test_adaptive_pool_matrix_is_adaptive_avg_pool(size: int, out: int) -> None:
 
 @pytest.mark.parametrize("size", [(6, 6), (13, 9), (20, 4)])
 @pytest.mark.parametrize("kv_pool,kv_grid", [(2, 3), (1, 4), (2, 8)])
-@pytest.mark.parametrize("qkv_kernel", [1, 3])
-def test_key_grid_matches_naive_formula(size, kv_pool: int, kv_grid: int, qkv_kernel: int) -> None:
+def test_key_grid_matches_naive_formula(size, kv_pool: int, kv_grid: int) -> None:
     """Capped keys are the adaptive-average cells of a <= kv_grid x kv_grid grid (a cap above the grid: no-op)."""
-    mod = make(num_heads=2, mode="global", kv_pool=kv_pool, kv_grid=kv_grid, qkv_kernel=qkv_kernel)
+    mod = make(num_heads=2, mode="global", kv_pool=kv_pool, kv_grid=kv_grid)
     x = torch.randn(2, 8, *size, dtype=torch.float64)
     torch.testing.assert_close(mod(x), pooled_reference(mod, x), rtol=1e-10, atol=1e-10)
 
@@ -393,7 +402,6 @@ def test_chunked_attention_blocks() -> None:
         ({"channels": 10, "num_heads": 4}, "num_heads"),
         ({"channels": 8, "mode": "local"}, "mode"),
         ({"channels": 8, "mode": "window", "window_size": 0}, "window_size"),
-        ({"channels": 8, "qkv_kernel": 2}, "qkv_kernel"),
         ({"channels": 0}, "channels"),
         ({"channels": 8, "mode": "window", "kv_pool": 2}, "kv_pool"),
         ({"channels": 8, "kv_pool": 0}, "kv_pool"),

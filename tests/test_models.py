@@ -13,7 +13,11 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from inpainting.models.attention import SelfAttention2d, count_flops
+from inpainting.errors import ConfigError
+from inpainting.inference.checkpoint import DEFAULT_WEIGHTS, CheckpointError, build_generator
+from inpainting.models.analysis import count_flops
+from inpainting.models.attention import SelfAttention2d
+from inpainting.models.registry import build_network
 from inpainting.models.sa_unet import SAUNet, count_parameters
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -103,11 +107,27 @@ def test_closed_gates_equal_plain_unet() -> None:
         ({"upsample": "cubic"}, "upsample"),
         ({"attention_in": "middle"}, "attention_in"),
         ({"base_channels": 8, "num_heads": 3}, "num_heads"),
+        ({"qkv_kernel": 3}, "qkv_kernel"),
     ],
 )
 def test_argument_validation(kwargs: dict, word: str) -> None:
     with pytest.raises(ValueError, match=word):
         SAUNet(**kwargs)
+
+
+def test_qkv_kernel_one_from_old_configs_builds_larger_is_one_line() -> None:
+    """The shipped generator file (and conf/model/sa_unet.yaml) still write ``qkv_kernel: 1``: it builds the same
+    network; a larger kernel (the removed convolution layout) is refused in one line naming the option."""
+    file = torch.load(DEFAULT_WEIGHTS, weights_only=True)
+    config = file["model"]
+    assert config["qkv_kernel"] == 1
+    assert isinstance(build_generator(config, file["state_dict"]), SAUNet)
+    with pytest.raises(ConfigError, match="qkv_kernel") as error:
+        build_network({**config, "qkv_kernel": 3})
+    assert "\n" not in str(error.value)
+    with pytest.raises(CheckpointError, match="qkv_kernel") as error:
+        build_generator({**config, "qkv_kernel": 3}, file["state_dict"])
+    assert "\n" not in str(error.value)
 
 
 def test_wrong_input_channels() -> None:
@@ -164,7 +184,7 @@ def test_unet_yaml_is_sa_unet_without_attention() -> None:
 
 def test_models_import_without_lightning_or_hydra() -> None:
     code = (
-        "import sys, inpainting.models.sa_unet, inpainting.models.naive_attention; "
+        "import sys, inpainting.models.sa_unet, inpainting.models.analysis; "
         "bad = [m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning', 'hydra', 'omegaconf')]; "
         "assert not bad, bad"
     )

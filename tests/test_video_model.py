@@ -69,9 +69,9 @@ def test_state_dict_is_saunets_plus_zero_position_biases_for_both_settings():
     "config",
     [
         {**TINY, "norm": "layer", "fill_prior": True, "fill_prior_relax": 2},
-        {**TINY, "norm": "group", "qkv_kernel": 3, "kv_grid": 0, "attention_in": "both", "mask_aware": True},
+        {**TINY, "norm": "group", "kv_grid": 0, "attention_in": "both", "mask_aware": True},
     ],
-    ids=["layer-prior", "group-qkv3-mask"],
+    ids=["layer-prior", "group-mask"],
 )
 def test_one_frame_equals_saunet_after_loading_its_weights(config):
     image_net = SAUNet(**config).double()
@@ -174,11 +174,11 @@ def random_block(**kwargs) -> VideoSelfAttention:
     "kwargs",
     [
         {"mode": "window", "window_size": 4, "norm": "layer"},
-        {"mode": "window", "window_size": 4, "norm": "group", "qkv_kernel": 3},
+        {"mode": "window", "window_size": 4, "norm": "group"},
         {"mode": "global", "kv_pool": 2, "norm": "layer"},
         {"mode": "global", "kv_pool": 1, "norm": "layer"},
     ],
-    ids=["window", "window-group-qkv3", "global-pooled", "global-full"],
+    ids=["window", "window-group", "global-pooled", "global-full"],
 )
 @pytest.mark.parametrize("mask_aware", [False, True])
 def test_attention_across_frames_equals_naive_reference(kwargs, mask_aware):

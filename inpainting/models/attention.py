@@ -6,12 +6,12 @@ flash kernel on CPU and GPU whose memory is linear in the number of tokens. Glob
 (the bottleneck); Swin-style non-overlapping windows keep the cost linear in H*W on large maps, and ``kv_grid``
 bounds global attention's keys to a fixed number whatever the input size, so its cost is linear in H*W too.
 
-With 1x1 q/k/v projections (the default) the block works on a channels-last token layout: the map is cut into
-windows once, and LayerNorm, the q/k/v and output projections are plain GEMMs on ``(windows, tokens, C)`` (SDPA
-needs only a unit stride in the head dimension, so heads are views). The residual gate is folded into the output
-projection's weights and the residual add reads the windows in place, so the only copy is the map into windows;
-global attention pools the normalised map before projecting keys and values (a 1x1 conv commutes with averaging).
-Same function and gradients as the convolution layout, to float rounding; 0.87x its training-step time per block.
+The q/k/v projections are 1x1, so the block works on a channels-last token layout: the map is cut into windows
+once, and LayerNorm, the q/k/v and output projections are plain GEMMs on ``(windows, tokens, C)`` (SDPA needs only a
+unit stride in the head dimension, so heads are views). The residual gate is folded into the output projection's
+weights and the residual add reads the windows in place, so the only copy is the map into windows; global attention
+pools the normalised map before projecting keys and values (a 1x1 conv commutes with averaging). Step times: see
+docs/benchmarks.md, "Training step: the price of attention".
 
 ONNX has no memory-efficient attention on every runtime: :func:`export_attention` makes global attention export as
 a custom op that becomes an ONNX ``Loop`` over query chunks whose score matrices stay under a fixed element budget
@@ -22,60 +22,17 @@ memory.
 from __future__ import annotations
 
 import contextlib
-import math
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from inpainting.models.layers import LayerNorm2d, group_norm_groups, hole_tokens
+
 ATTENTION_MODES = ("global", "window")
 #: scores (batch x heads x query rows x keys) per query chunk in exported global attention: 64 MiB of float32
 EXPORT_SCORE_BUDGET = 2**24
-
-
-def group_norm_groups(channels: int, max_groups: int = 32) -> int:
-    """Largest power-of-two group count <= ``max_groups`` that divides ``channels`` (GroupNorm needs a divisor)."""
-    return math.gcd(channels, max_groups)
-
-
-def hole_tokens(mask: Tensor, size: tuple[int, int]) -> Tensor:
-    """Resize a ``B x 1 x H0 x W0`` hole mask (1 = missing) to ``size``; True where a token is a hole.
-
-    A token counts as a hole only if its whole cell of input pixels is missing: one known pixel is enough to make it
-    carry real content. Max-pooling the *known* map gives exactly that, for any (also non-integer) scale.
-    """
-    if mask.dim() != 4 or mask.shape[1] != 1:
-        raise ValueError(f"mask must be B x 1 x H x W, got shape {tuple(mask.shape)}")
-    known = 1.0 - mask.float()
-    if tuple(known.shape[-2:]) != tuple(size):
-        if known.shape[-2] >= size[0] and known.shape[-1] >= size[1]:
-            known = F.adaptive_max_pool2d(known, size)
-        else:  # feature map finer than the mask (unusual): copy each mask pixel onto the tokens it covers
-            known = F.interpolate(known, size=size, mode="nearest")
-    return known < 0.5
-
-
-class LayerNorm2d(nn.Module):
-    """LayerNorm over the channels of each pixel of a ``B x C x H x W`` map (ConvNeXt's channels-first LayerNorm).
-
-    Unlike GroupNorm its statistics never cross pixels, so hole and known regions, and images of other sizes,
-    cannot change how a pixel is normalised.
-    """
-
-    def __init__(self, channels: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
-        self.eps = eps
-
-    def forward(self, x: Tensor) -> Tensor:
-        # layer_norm over a channels-last view: one fused kernel (2x faster on CPU than mean/var by hand)
-        channels_last = x.permute(0, 2, 3, 1)
-        return F.layer_norm(channels_last, (x.shape[1],), self.weight, self.bias, self.eps).permute(
-            0, 3, 1, 2
-        )
 
 
 class SelfAttention2d(nn.Module):
@@ -95,8 +52,6 @@ class SelfAttention2d(nn.Module):
         mask_aware: if True, ``forward(x, mask)`` takes the hole mask (1 = missing) at any resolution and hole tokens
             cannot serve as keys (MAT-style: a hole has nothing to offer until filled). A window or image without any
             known token falls back to attending to all of its tokens, so the output is never NaN.
-        qkv_kernel: kernel size of the q/k/v projection. 1 (default) is cheap; the seed used 3, which costs about 9x
-            the projection FLOPs at full resolution for little gain.
         kv_pool: ``"global"`` mode only: keys and values come from the map average-pooled by this factor (PVT-style
             spatial reduction; any size, via adaptive pooling), cutting the attention cost by ``kv_pool**2`` while
             every query still sees the whole image. A pooled key is a hole only if its whole cell is missing.
@@ -117,7 +72,6 @@ class SelfAttention2d(nn.Module):
         mode: str = "global",
         window_size: int = 8,
         mask_aware: bool = False,
-        qkv_kernel: int = 1,
         kv_pool: int = 1,
         norm: str = "group",
         gate_init: float = 0.0,
@@ -134,8 +88,6 @@ class SelfAttention2d(nn.Module):
             raise ValueError(f"mode must be one of {ATTENTION_MODES}, got {mode!r}")
         if window_size < 1:
             raise ValueError(f"window_size must be >= 1, got {window_size}")
-        if qkv_kernel < 1 or qkv_kernel % 2 == 0:
-            raise ValueError(f"qkv_kernel must be a positive odd number, got {qkv_kernel}")
         if kv_pool < 1 or (kv_pool > 1 and mode != "global"):
             raise ValueError(
                 f"kv_pool must be >= 1, and > 1 only in global mode; got {kv_pool} with mode {mode!r}"
@@ -152,15 +104,13 @@ class SelfAttention2d(nn.Module):
         self.mask_aware = mask_aware
         self.kv_pool = kv_pool
         self.kv_grid = kv_grid
-        #: 1x1 projections run as GEMMs on the channels-last token layout (see the module docstring); a plain
-        #: attribute, not an argument: both layouts compute the same function and hold the same parameters.
-        self.token_layout = qkv_kernel == 1
         #: > 0 while :func:`export_attention` is active: global attention as the query-chunked custom op
         self.export_score_budget = 0
         self.norm = (
             LayerNorm2d(channels) if norm == "layer" else nn.GroupNorm(group_norm_groups(channels), channels)
         )
-        self.qkv = nn.Conv2d(channels, 3 * channels, qkv_kernel, padding=qkv_kernel // 2)
+        #: 1x1 convolutions (their weights are what checkpoints hold), run as GEMMs on tokens
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
         self.proj = nn.Conv2d(channels, channels, 1)
         self.gamma = nn.Parameter(torch.full((), float(gate_init)))
 
@@ -174,14 +124,9 @@ class SelfAttention2d(nn.Module):
         if self.mask_aware and mask is None:
             raise ValueError("mask_aware=True needs forward(x, mask) with the B x 1 x H x W hole mask")
         mask = mask if self.mask_aware else None
-        pooled = self.kv_pool > 1 or self.kv_grid > 0
-        if self.token_layout:
-            return self._tokens_pooled(x, mask) if pooled else self._tokens_windows(x, mask)
-        qkv = self.qkv(self.norm(x))
-        out = self._attend_pooled(qkv, mask) if pooled else self._attend(qkv, mask)
-        return x + self.gamma * self.proj(out)
-
-    # ---- channels-last token layout (1x1 projections) --------------------------------------------------------
+        if self.kv_pool > 1 or self.kv_grid > 0:
+            return self._tokens_pooled(x, mask)
+        return self._tokens_windows(x, mask)
 
     def _token_norm(self, tokens: Tensor) -> Tensor:
         """The per-token LayerNorm on ``(..., N, C)`` tokens (GroupNorm, which needs the whole map, ran before)."""
@@ -247,8 +192,6 @@ class SelfAttention2d(nn.Module):
         o = self._gated_merge(self._sdpa(q, k, v, self._pooled_key_valid(mask, b, hk, wk)))  # (B, HW, C)
         return torch.add(x, o.transpose(1, 2).view(b, c, h, w))
 
-    # ---- shared pieces ----------------------------------------------------------------------------------------
-
     def _sdpa(self, q: Tensor, k: Tensor, v: Tensor, key_valid: Tensor | None) -> Tensor:
         """SDPA, or while exporting global attention, the same math in query chunks of bounded score memory."""
         if self.export_score_budget and self.mode == "global":
@@ -304,48 +247,6 @@ class SelfAttention2d(nn.Module):
             key_valid = key_valid | (real_tok & ~key_valid.any(-1, keepdim=True))
         return key_valid.unsqueeze(2)  # broadcast over heads and queries
 
-    # ---- convolution layout (qkv_kernel > 1) -------------------------------------------------------------------
-
-    def _attend(self, qkv: Tensor, mask: Tensor | None) -> Tensor:
-        """Split ``B x 3C x H x W`` into windows and heads, run SDPA, and fold back to ``B x C x H x W``."""
-        b, _, h, w = qkv.shape
-        if self.mode == "window":
-            wh = ww = self.window_size
-        else:  # global is one window covering the whole map
-            wh, ww = h, w
-        pad_h, pad_w = (-h) % wh, (-w) % ww
-        hp, wp = h + pad_h, w + pad_w
-        nh, nw = hp // wh, wp // ww
-
-        key_valid = self._window_key_valid(b, h, w, wh, ww, mask, qkv.device)
-        if pad_h or pad_w:
-            qkv = F.pad(qkv, (0, pad_w, 0, pad_h))
-
-        # (B, 3, heads, d, nh, wh, nw, ww) -> (3, B, nh, nw, heads, wh, ww, d) -> (3, B*nWin, heads, N, d)
-        t = qkv.view(b, 3, self.num_heads, self.head_dim, nh, wh, nw, ww)
-        t = t.permute(1, 0, 4, 6, 2, 5, 7, 3).reshape(3, b * nh * nw, self.num_heads, wh * ww, self.head_dim)
-        # Contiguous q/k/v is what lets SDPA choose its flash kernel (memory linear in N) instead of the N^2 math path.
-        # reshape() has copied already, so each unbind() slice is contiguous (and its backward is one stack, no fills).
-        q, k, v = (u.contiguous() for u in t.unbind(0))
-        o = self._sdpa(q, k, v, key_valid)
-
-        # (B*nWin, heads, N, d) -> (B, heads, d, nh, wh, nw, ww) -> (B, C, Hp, Wp), then crop the padding.
-        o = o.view(b, nh, nw, self.num_heads, wh, ww, self.head_dim).permute(0, 3, 6, 1, 4, 2, 5)
-        o = o.reshape(b, self.channels, hp, wp)
-        return o[:, :, :h, :w]
-
-    def _attend_pooled(self, qkv: Tensor, mask: Tensor | None) -> Tensor:
-        """Global attention of full-resolution queries over ``kv_pool``-pooled keys/values."""
-        b, _, h, w = qkv.shape
-        c, heads, d = self.channels, self.num_heads, self.head_dim
-        hk, wk = self._key_grid(h, w)
-        q, kv = qkv.split([c, 2 * c], dim=1)
-        kv = self._pool(kv, hk, wk)
-        q = q.reshape(b, heads, d, h * w).transpose(2, 3).contiguous()  # (B, heads, N, d)
-        k, v = (u.contiguous() for u in kv.reshape(b, 2, heads, d, hk * wk).permute(1, 0, 2, 4, 3).unbind(0))
-        o = self._sdpa(q, k, v, self._pooled_key_valid(mask, b, hk, wk))
-        return o.transpose(2, 3).reshape(b, c, h, w)
-
     @staticmethod
     def _to_windows(m: Tensor, nh: int, wh: int, nw: int, ww: int) -> Tensor:
         """``B x 1 x Hp x Wp`` token flags -> ``(B*nWin) x 1 x N`` in the same window/token order as q/k/v."""
@@ -398,28 +299,3 @@ def export_attention(net: nn.Module, budget: int = EXPORT_SCORE_BUDGET) -> Itera
     finally:
         for block in blocks:
             block.export_score_budget = 0
-
-
-def _sdpa_flops(
-    query: Tensor, key: Tensor, value: Tensor, *args: Any, out_shape: Any = None, **kw: Any
-) -> int:
-    from torch.utils.flop_counter import sdpa_flop_count
-
-    return sdpa_flop_count(query, key, value)
-
-
-def count_flops(fn: Callable[..., Any], *args: Any) -> int:
-    """FLOPs of ``fn(*args)`` by ``torch.utils.flop_counter`` (matmuls, convolutions, attention), no grad.
-
-    The counter does not know CPU SDPA's op (``_scaled_dot_product_flash_attention_for_cpu``) nor
-    :func:`chunked_attention`; both are counted here with torch's own SDPA formula (4 N M d per head).
-    """
-    from torch.utils.flop_counter import FlopCounterMode
-
-    mapping = {
-        torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_flops,
-        torch.ops.inpainting.chunked_attention: _sdpa_flops,
-    }
-    with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=mapping) as counter:
-        fn(*args)
-    return int(counter.get_total_flops())

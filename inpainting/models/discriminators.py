@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from inpainting.models.attention import group_norm_groups
+from inpainting.models.layers import group_norm_groups
 
 __all__ = ["PatchGAN", "SNPatchGAN"]
 

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from inpainting.models.layers import crop_to, pad_to_multiple
+
 __all__ = ["ContextualAttention", "GatedCANet", "GatedConv2d", "contextual_attention"]
 
 ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2)}
@@ -137,12 +139,10 @@ class ContextualAttention(nn.Module):
     def forward(self, features: Tensor, mask: Tensor) -> Tensor:
         h, w = features.shape[-2:]
         hole = F.adaptive_max_pool2d(mask.to(features.dtype), (h, w))  # any missing pixel in the cell
-        pad_h, pad_w = (-h) % self.rate, (-w) % self.rate
-        if pad_h or pad_w:
-            features = F.pad(features, (0, pad_w, 0, pad_h))
-            hole = F.pad(hole, (0, pad_w, 0, pad_h), value=1.0)
+        features, _ = pad_to_multiple(features, self.rate)
+        hole, _ = pad_to_multiple(hole, self.rate, value=1.0)
         out = contextual_attention(features, hole, self.patch_size, self.rate, self.softmax_scale)
-        return out[..., :h, :w]
+        return crop_to(out, h, w)
 
 
 def _dilated(channels: int, dilations: Sequence[int]) -> list[nn.Module]:
@@ -244,15 +244,12 @@ class GatedCANet(nn.Module):
                 f"expected a {self.in_channels}-channel image and a 1-channel mask, got "
                 f"{tuple(masked_image.shape)} and {tuple(mask.shape)}"
             )
-        height, width = masked_image.shape[-2:]
         m = self.size_multiple
-        pad_h, pad_w = (-height) % m, (-width) % m
         mask = mask.to(masked_image.dtype)
-        ones = torch.ones_like(mask)
-        if pad_h or pad_w:  # padded border: a hole, outside the image (ones channel 0 there)
-            masked_image = F.pad(masked_image, (0, pad_w, 0, pad_h))
-            mask = F.pad(mask, (0, pad_w, 0, pad_h), value=1.0)
-            ones = F.pad(ones, (0, pad_w, 0, pad_h))
+        # padded border: a hole, outside the image (ones channel 0 there)
+        ones, _ = pad_to_multiple(torch.ones_like(mask), m)
+        masked_image, (height, width) = pad_to_multiple(masked_image, m)
+        mask, _ = pad_to_multiple(mask, m, value=1.0)
         coarse = torch.tanh(self.coarse(torch.cat([masked_image, ones, mask], dim=1)))
         pasted = coarse * mask + masked_image * (1.0 - mask)
         x = torch.cat([pasted, ones, mask], dim=1)
@@ -262,7 +259,7 @@ class GatedCANet(nn.Module):
             attended = self.attention(attended, mask)
         attended = self.refine_attn_out(attended)
         fine = torch.tanh(self.refine_out(torch.cat([hallucinated, attended], dim=1)))
-        return coarse[:, :, :height, :width], fine[:, :, :height, :width]
+        return crop_to(coarse, height, width), crop_to(fine, height, width)
 
     def forward(self, masked_image: Tensor, mask: Tensor) -> Tensor:
         """``masked_image``: B x C x H x W in [-1, 1] (holes zeroed); ``mask``: B x 1 x H x W, 1 = missing."""

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from inpainting.models.attention import group_norm_groups
+from inpainting.models.layers import crop_to, group_norm_groups, pad_to_multiple
 
 __all__ = ["PConvUNet", "PartialConv2d"]
 
@@ -180,13 +180,9 @@ class PConvUNet(nn.Module):
                 f"expected a {self.in_channels}-channel image and a 1-channel mask, got "
                 f"{tuple(masked_image.shape)} and {tuple(mask.shape)}"
             )
-        height, width = masked_image.shape[-2:]
-        m = self.size_multiple
-        pad_h, pad_w = (-height) % m, (-width) % m
-        valid = 1.0 - mask.to(masked_image.dtype)
-        if pad_h or pad_w:  # the padded border is missing, like a hole
-            masked_image = F.pad(masked_image, (0, pad_w, 0, pad_h))
-            valid = F.pad(valid, (0, pad_w, 0, pad_h), value=0.0)
+        # the padded border is missing, like a hole
+        masked_image, (height, width) = pad_to_multiple(masked_image, self.size_multiple)
+        valid, _ = pad_to_multiple(1.0 - mask.to(masked_image.dtype), self.size_multiple, value=0.0)
 
         skips: list[tuple[Tensor, Tensor]] = [(masked_image, valid)]
         h, v = masked_image, valid
@@ -203,4 +199,4 @@ class PConvUNet(nn.Module):
                 [v.expand(-1, h.shape[1], -1, -1), skip_v.expand(-1, skip_h.shape[1], -1, -1)], dim=1
             )
             h, v = layer(torch.cat([h, skip_h], dim=1), valid_cat)
-        return torch.tanh(h)[:, :, :height, :width]
+        return crop_to(torch.tanh(h), height, width)

@@ -25,8 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from inpainting.models.attention import LayerNorm2d, SelfAttention2d, group_norm_groups
+from inpainting.errors import ConfigError
+from inpainting.models.attention import SelfAttention2d
 from inpainting.models.fill_prior import push_pull_fill
+from inpainting.models.layers import LayerNorm2d, crop_to, group_norm_groups, pad_to_multiple
 from inpainting.models.utils import count_parameters
 
 __all__ = ["ATTENTION_CHOICES", "ConvBlock", "SAUNet", "count_parameters"]
@@ -83,12 +85,13 @@ class SAUNet(nn.Module):
         num_heads: attention heads (must divide the channels of every level that has attention).
         window_size: window side for ``"window"`` levels (maps are padded to it inside the attention block).
         mask_aware: hole tokens cannot serve as attention keys (see ``SelfAttention2d``).
-        qkv_kernel: q/k/v projection kernel of the attention blocks (1 is cheap; the seed used 3).
+        qkv_kernel: accepted for configs and generator files that still write it; only 1 (the attention blocks'
+            1x1 q/k/v projections).
         attention_in: where a non-bottleneck level's attention goes: ``"decoder"``, ``"encoder"`` or ``"both"``.
         kv_pool: ``"global"`` levels only: keys/values from a ``kv_pool``-times average-pooled map (attention cost
             divided by ``kv_pool**2``; every query still sees the whole image). 1 = full-resolution keys. The default
-            2 makes the 64x64 bottleneck of a 256 input attend over 32x32 keys: global attention at +11% step time
-            instead of +34% with all 4096 keys (CPU, fp32).
+            2 makes the 64x64 bottleneck of a 256 input attend over 32x32 keys instead of all 4096 (step times:
+            docs/benchmarks.md, "Training step: the price of attention").
         norm: ``"group"`` (GroupNorm), ``"layer"`` (per-pixel LayerNorm over channels, as in ConvNeXt) or
             ``"none"``. GroupNorm's statistics span the whole map, so they mix hole and known pixels and change
             with the image's size and content: a net trained on textured 128² crops applies a different gain to a
@@ -100,8 +103,8 @@ class SAUNet(nn.Module):
         fill_prior_relax: Jacobi sweeps per pyramid level that turn the push-pull fill into a harmonic one (exact on
             linear colour ramps; see ``inpainting.models.fill_prior``). 0 = plain push-pull.
         attention_gate_init: initial value of each attention block's residual gate ``gamma``. 0 (SAGAN) makes a new
-            block the identity, but then its projection gets no gradient until the gate has grown and the gates stayed
-            near 0.02 after 800 steps; 1 is a plain pre-norm transformer residual. With ``fill_prior`` the head is
+            block the identity, but then its projection gets no gradient until the gate has grown, and the gates
+            stay small for many steps; 1 is a plain pre-norm transformer residual. With ``fill_prior`` the head is
             zero-initialised, so the untrained net returns the prior whatever the gates are.
         fill_prior: start from a push-pull fill of the hole (``inpainting.models.fill_prior``): the net sees the
             filled image instead of zeros and predicts a correction to it (zero-initialised head, so an untrained
@@ -158,6 +161,10 @@ class SAUNet(nn.Module):
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
         if upsample not in UPSAMPLES:
             raise ValueError(f"upsample must be one of {UPSAMPLES}, got {upsample!r}")
+        if qkv_kernel != 1:
+            raise ConfigError(
+                f"qkv_kernel must be 1 (1x1 q/k/v projections; larger kernels are no longer supported), got {qkv_kernel}"
+            )
 
         self.in_channels = in_channels
         self.num_levels = len(channel_mults)
@@ -186,7 +193,6 @@ class SAUNet(nn.Module):
                 kind,
                 window_size,
                 mask_aware=mask_aware,
-                qkv_kernel=qkv_kernel,
                 kv_pool=kv_pool if kind == "global" else 1,
                 norm="layer" if norm == "layer" else "group",
                 gate_init=attention_gate_init,
@@ -241,14 +247,9 @@ class SAUNet(nn.Module):
                 f"image ({masked_image.shape[1]} ch) + mask ({mask.shape[1]} ch) must give in_channels="
                 f"{self.in_channels}"
             )
-        height, width = masked_image.shape[-2:]
-        m = self.size_multiple
-        pad_h, pad_w = (-height) % m, (-width) % m
-        mask = mask.to(masked_image.dtype)
-        if pad_h or pad_w:
-            # The padded border is "missing": zero image, mask 1, exactly how a hole is presented to the net.
-            masked_image = F.pad(masked_image, (0, pad_w, 0, pad_h))
-            mask = F.pad(mask, (0, pad_w, 0, pad_h), value=1.0)
+        # The padded border is "missing": zero image, mask 1, exactly how a hole is presented to the net.
+        masked_image, (height, width) = pad_to_multiple(masked_image, self.size_multiple)
+        mask, _ = pad_to_multiple(mask.to(masked_image.dtype), self.size_multiple, value=1.0)
 
         prior = (
             push_pull_fill(masked_image, mask, relax=self.fill_prior_relax)
@@ -271,4 +272,4 @@ class SAUNet(nn.Module):
             h = self.dec[i](torch.cat([h, skip], dim=1))
             h = self._attend(f"dec{i}", h, mask)
         out = torch.clamp(prior + self.head(h), -1.0, 1.0) if self.fill_prior else torch.tanh(self.head(h))
-        return out[:, :, :height, :width]
+        return crop_to(out, height, width)

@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from inpainting.models.attention import LayerNorm2d, SelfAttention2d, hole_tokens
+from inpainting.models.attention import SelfAttention2d
+from inpainting.models.layers import LayerNorm2d, hole_tokens
 from inpainting.models.sa_unet import SAUNet
 
 __all__ = ["SAUNetVideo", "VideoSelfAttention"]
@@ -85,7 +86,6 @@ class VideoSelfAttention(SelfAttention2d):
             block.mode,
             block.window_size,
             mask_aware=block.mask_aware,
-            qkv_kernel=block.qkv.kernel_size[0],
             kv_pool=block.kv_pool,
             norm="layer" if isinstance(block.norm, LayerNorm2d) else "group",
             kv_grid=block.kv_grid,
@@ -110,8 +110,8 @@ class VideoSelfAttention(SelfAttention2d):
         return x + self.gamma * self.proj(out)
 
     def _conv_qkv(self, xn: Tensor, part: slice) -> Tensor:
-        """Rows ``part`` of the q/k/v projection on a ``(B*T) x C x H x W`` map (per frame, any kernel)."""
-        return F.conv2d(xn, self.qkv.weight[part], self.qkv.bias[part], padding=self.qkv.padding)
+        """Rows ``part`` of the 1x1 q/k/v projection on a ``(B*T) x C x H x W`` map (per frame)."""
+        return F.conv2d(xn, self.qkv.weight[part], self.qkv.bias[part])
 
     def _video_windows(self, xn: Tensor, mask: Tensor | None, frames: int) -> Tensor:
         """Window attention over ``frames * wh * ww`` tokens per window (global unpooled: one window)."""
@@ -173,10 +173,8 @@ class VideoSelfAttention(SelfAttention2d):
         b, heads, d = bt // frames, self.num_heads, self.head_dim
         hk, wk = self._key_grid(h, w)
         q = self._conv_qkv(xn, slice(0, c))
-        if self.token_layout:  # a 1x1 projection commutes with averaging: pool first, project the few keys
-            kv = self._conv_qkv(self._pool(xn, hk, wk), slice(c, 3 * c))
-        else:
-            kv = self._pool(self._conv_qkv(xn, slice(c, 3 * c)), hk, wk)
+        # a 1x1 projection commutes with averaging: pool first, project the few keys
+        kv = self._conv_qkv(self._pool(xn, hk, wk), slice(c, 3 * c))
         q = q.view(b, frames, heads, d, h * w).permute(0, 2, 1, 4, 3).reshape(b, heads, frames * h * w, d)
         kv = kv.reshape(b, frames, 2, heads, d, hk * wk).permute(2, 0, 3, 1, 5, 4)
         k, v = (u.contiguous() for u in kv.reshape(2, b, heads, frames * hk * wk, d).unbind(0))
