@@ -15,6 +15,9 @@ another output (``x.jpg`` and ``x.png`` both giving ``x.png``) or an existing fi
 written, naming both files. ``overwrite=true`` allows replacing existing files (a previous run's outputs), never an
 input. An output folder inside the input folder is not searched for inputs.
 
+A video file or a folder of frames (``video=auto|true|false``) goes to :mod:`inpainting.inference.video`
+(streamed through overlapping windows; output ``.mp4``/``.avi`` or a PNG frame folder).
+
 Outputs are RGB (greyscale, RGBA and 16-bit inputs are read as 8-bit RGB by ``read_image_rgb``). Written as PNG,
 every pixel outside the holes equals the decoded input exactly; a JPEG/WebP output re-encodes it lossily.
 """
@@ -47,6 +50,7 @@ from inpainting.data.images import (
 )
 from inpainting.errors import ConfigError, InputError, UserError
 from inpainting.inference import Inpainter, load_model
+from inpainting.inference.video import is_video_input, predict_video_from_config
 from inpainting.resources import conf_dir
 
 log = logging.getLogger(__name__)
@@ -298,6 +302,8 @@ def run(cfg: DictConfig) -> PredictResult:
     overwrite = bool(cfg.get("overwrite", False))
     if not 0 <= int(cfg.threshold) <= 255:
         raise ConfigError(f"threshold={cfg.threshold} must be in 0..255")
+    if is_video_input(source, mask, output if cfg.get("output") else None, cfg.get("video", "auto")):
+        return PredictResult(written=[predict_video_from_config(cfg).output])  # inpainting.inference.video
     if source.is_dir():
         if mask is not None and not mask.is_dir():
             raise ConfigError(
