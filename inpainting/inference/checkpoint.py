@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from inpainting.errors import UserError
 from inpainting.models.registry import UnsafeModelConfig, build_network, check_model_config
 
 NET_PREFIX = "net."
@@ -42,7 +43,7 @@ DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "sa_unet_def
 DEFAULT_WEIGHTS_ENV = "INPAINTING_WEIGHTS"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint that is not an inpainting training checkpoint or does not fit the network."""
 
 

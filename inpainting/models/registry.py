@@ -15,6 +15,7 @@ from typing import Any
 
 from torch import nn
 
+from inpainting.errors import UserError
 from inpainting.models.gated_ca import GatedCANet
 from inpainting.models.pconv_unet import PConvUNet
 from inpainting.models.sa_unet import SAUNet
@@ -43,7 +44,7 @@ for _name, _cls in {
 _SCALARS = (bool, int, float, str, type(None))
 
 
-class UnsafeModelConfig(ValueError):
+class UnsafeModelConfig(UserError, ValueError):
     """A model config that names an unregistered network or carries anything but plain-data arguments."""
 
 
