@@ -31,7 +31,8 @@ from gradio.utils import get_upload_folder  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from inpainting.config import exit_on_unknown_key, exit_on_user_error  # noqa: E402
+from inpainting.cli.errors import exit_on_user_error  # noqa: E402
+from inpainting.cli.hints import exit_on_unknown_key  # noqa: E402
 from inpainting.data.images import ImageReadError, read_image_rgb, read_mask  # noqa: E402
 from inpainting.inference import Inpainter, LoadedModel, load_model  # noqa: E402
 from inpainting.resources import conf_dir  # noqa: E402

@@ -1,7 +1,7 @@
 """Errors that are the user's to fix (a bad option, a missing or unreadable file), as opposed to bugs.
 
-Entry points report these as one line and exit 1 (:func:`inpainting.config.exit_on_user_error`); anything else
-keeps its traceback, because it is ours to fix. Each class also derives from the built-in error it refines
+Entry points report these as one line and exit 1 (:func:`inpainting.cli.errors.exit_on_user_error`); anything
+else keeps its traceback, because it is ours to fix. Each class also derives from the built-in error it refines
 (``ValueError``, ``FileNotFoundError``), so callers that catch the built-in keep working.
 """
 

@@ -16,7 +16,9 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from inpainting.config import exit_on_unknown_key, exit_on_user_error, print_run_header
+from inpainting.cli.errors import exit_on_user_error
+from inpainting.cli.header import print_run_header
+from inpainting.cli.hints import exit_on_unknown_key
 from inpainting.errors import ConfigError
 from inpainting.evaluation.evaluator import (
     EvalImage,

@@ -36,17 +36,18 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from inpainting.config import exit_on_unknown_key, exit_on_user_error
+from inpainting.cli.errors import exit_on_user_error
+from inpainting.cli.hints import exit_on_unknown_key
 from inpainting.errors import ConfigError
-from inpainting.inference import (
+from inpainting.inference import load_model
+from inpainting.inference.checkpoint import CheckpointError, load_generator, read_checkpoint, save_generator
+from inpainting.inference.inpainter import (
     EXPORT_FORMATS,
     EXPORT_VERSION,
     METADATA_KEY,
     PaddedGenerator,
-    load_model,
     pad_multiple,
 )
-from inpainting.inference.checkpoint import CheckpointError, load_generator, read_checkpoint, save_generator
 from inpainting.models.attention import EXPORT_SCORE_BUDGET, export_attention
 from inpainting.resources import conf_dir
 

@@ -36,7 +36,9 @@ from omegaconf import DictConfig
 from PIL import Image
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from inpainting.config import exit_on_unknown_key, exit_on_user_error, print_run_header
+from inpainting.cli.errors import exit_on_user_error
+from inpainting.cli.header import print_run_header
+from inpainting.cli.hints import exit_on_unknown_key
 from inpainting.data.datasets import match_mask_files
 from inpainting.data.images import (
     IMAGE_EXTENSIONS,

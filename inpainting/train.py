@@ -18,14 +18,10 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from inpainting.config import (
-    check_required,
-    exit_on_unknown_key,
-    exit_on_user_error,
-    instantiate_callbacks,
-    instantiate_loggers,
-    print_run_header,
-)
+from inpainting.cli.errors import exit_on_user_error
+from inpainting.cli.header import print_run_header
+from inpainting.cli.hints import exit_on_unknown_key
+from inpainting.cli.instantiate import check_required, instantiate_callbacks, instantiate_loggers
 from inpainting.data.datasets import NoReadableImagesError
 from inpainting.errors import ConfigError
 from inpainting.inference.checkpoint import CheckpointError, check_checkpoint
@@ -41,6 +37,19 @@ from inpainting.training.guards import (
 from inpainting.training.init_weights import load_initial_weights
 
 log = logging.getLogger(__name__)
+
+
+def quiet_known_warnings() -> None:
+    """Lightning 2.6.6 (the newest release) builds a ``torch.utils._pytree.LeafSpec()`` in every CombinedLoader,
+    which torch 2.13 deprecates with a FutureWarning printed on every fit and test. The code is Lightning's, not
+    ours: silence exactly that message from exactly that module until a Lightning release uses
+    ``treespec_leaf()``."""
+    warnings.filterwarnings(
+        "ignore",
+        message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+        category=FutureWarning,
+        module=r"lightning\.pytorch\.utilities\._pytree",
+    )
 
 
 def _wandb_run_id(ckpt_path: str) -> str | None:
@@ -122,21 +131,25 @@ def train(cfg: DictConfig) -> dict[str, float]:
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
-    try:
-        if cfg.get("train", True):
-            trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
-            _reload_csv_columns(trainer)
-        metrics: dict[str, Any] = dict(trainer.callback_metrics)
-        if cfg.get("test"):
-            try:
-                trainer.test(
-                    module, datamodule=datamodule, ckpt_path=_best_of_this_run(trainer), weights_only=True
-                )
-                metrics.update(trainer.callback_metrics)
-            except NoReadableImagesError:
-                log.warning("test skipped: no image of the test split could be read (each is named above)")
-    finally:
-        _finish_wandb(trainer)
+    with warnings.catch_warnings():  # for this run only, not for whoever imported the package
+        quiet_known_warnings()
+        try:
+            if cfg.get("train", True):
+                trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+                _reload_csv_columns(trainer)
+            metrics: dict[str, Any] = dict(trainer.callback_metrics)
+            if cfg.get("test"):
+                try:
+                    trainer.test(
+                        module, datamodule=datamodule, ckpt_path=_best_of_this_run(trainer), weights_only=True
+                    )
+                    metrics.update(trainer.callback_metrics)
+                except NoReadableImagesError:
+                    log.warning(
+                        "test skipped: no image of the test split could be read (each is named above)"
+                    )
+        finally:
+            _finish_wandb(trainer)
     return {k: float(v) for k, v in metrics.items()}
 
 

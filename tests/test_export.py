@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from inpainting.export import export, export_onnx, export_torchscript, max_difference, trace_size
-from inpainting.inference import METADATA_KEY, ExportFormatError, Inpainter, PaddedGenerator, load_model
+from inpainting.inference import Inpainter, load_model
 from inpainting.inference.checkpoint import load_generator
+from inpainting.inference.inpainter import METADATA_KEY, ExportFormatError, PaddedGenerator
 from inpainting.train import train
 from tests.conftest import CONF_DIR
 from tests.test_inference import TINY_CONFIG, holes, photo, tiny_generator_file, tiny_net

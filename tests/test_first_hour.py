@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
+import pkgutil
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,10 +16,15 @@ from conftest import compose_config, run_cli
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 
-from inpainting.config import exit_on_user_error, is_user_error, print_run_header, unknown_key_hint
+import inpainting
+from inpainting.cli.errors import exit_on_user_error, is_user_error
+from inpainting.cli.header import print_run_header
+from inpainting.cli.hints import unknown_key_hint
 from inpainting.data.images import ImageReadError, read_image_rgb
 from inpainting.errors import ConfigError, InputError, UserError
-from inpainting.training import quiet_known_warnings
+from inpainting.inference.checkpoint import CheckpointError
+from inpainting.models.registry import UnsafeModelConfig
+from inpainting.train import quiet_known_warnings
 from inpainting.training.loggers import wandb_logger
 from inpainting.training.summary import LogIntervalFromData
 
@@ -55,7 +62,7 @@ def test_config_error_is_one_line_and_leaves_no_run_dir(tmp_path):
 
 def test_header_is_short_and_the_tree_goes_to_the_run_dir(tmp_path, capsys, caplog):
     cfg = compose_config(tmp_path, ["model=unet"])
-    with caplog.at_level(logging.INFO, logger="inpainting.config"):
+    with caplog.at_level(logging.INFO, logger="inpainting.cli.header"):
         print_run_header(cfg)
     header = [r.getMessage() for r in caplog.records]
     assert header[0] == "task     train"
@@ -104,6 +111,24 @@ def test_instantiation_errors_are_the_users_when_a_constructor_refuses_a_value()
         )
     except InstantiationException as wrapped:
         assert not is_user_error(wrapped)
+
+
+def test_every_error_class_of_the_package_is_a_user_error():
+    """One family: the entry points catch UserError, so each error class of the package must derive from it
+    (keeping its built-in base, so an ``except ValueError`` still catches it)."""
+    classes = []
+    for info in pkgutil.walk_packages(inpainting.__path__, "inpainting."):
+        if info.name == "inpainting.demo":  # needs gradio, an extra
+            continue
+        module = importlib.import_module(info.name)
+        classes += [
+            c
+            for c in vars(module).values()
+            if isinstance(c, type) and issubclass(c, Exception) and c.__module__ == info.name
+        ]
+    assert len(classes) >= 15, classes
+    assert [c.__qualname__ for c in classes if not issubclass(c, UserError)] == []
+    assert issubclass(CheckpointError, ValueError) and issubclass(UnsafeModelConfig, ValueError)
 
 
 def test_exit_on_user_error_exits_1_for_user_errors_and_reraises_bugs():
@@ -160,7 +185,7 @@ def test_a_run_prints_flops_and_no_stray_warnings(tiny_train_config, capsys):
     cfg = tiny_train_config("callbacks=default", "trainer.log_every_n_steps=50", "test=true")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        quiet_known_warnings()  # installed at import; pytest resets filters between tests
+        quiet_known_warnings()  # train() installs it for its run; installed here too, as before
         train(cfg)
     messages = [str(w.message) for w in caught]
     assert not [m for m in messages if "LeafSpec" in m], messages

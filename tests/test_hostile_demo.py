@@ -27,7 +27,8 @@ from gradio_client import handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
 from inpainting.demo import DemoRunner, build_app, launch  # noqa: E402
-from inpainting.inference import Inpainter, from_module  # noqa: E402
+from inpainting.inference import Inpainter  # noqa: E402
+from inpainting.inference.inpainter import from_module  # noqa: E402
 from tests.test_inference import photo, tiny_net  # noqa: E402
 
 MAX_PIXELS = 10_000

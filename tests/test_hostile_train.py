@@ -20,7 +20,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 from torch.utils.data import DataLoader
 
-from inpainting.config import is_user_error, user_error_message
+from inpainting.cli.errors import is_user_error, user_error_message
 from inpainting.data.datamodule import available_cores
 from inpainting.data.datasets import InpaintingDataset
 from inpainting.data.masks import BoxMask

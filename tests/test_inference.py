@@ -8,15 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from inpainting.inference import (
-    Inpainter,
-    PaddedGenerator,
-    checkpoint,
-    from_module,
-    hole_boxes,
-    load_model,
-    pad_multiple,
-)
+from inpainting.inference import Inpainter, checkpoint, load_model
 from inpainting.inference.checkpoint import (
     GENERATOR_FORMAT,
     CheckpointError,
@@ -24,6 +16,7 @@ from inpainting.inference.checkpoint import (
     load_generator,
     save_generator,
 )
+from inpainting.inference.inpainter import PaddedGenerator, from_module, hole_boxes, pad_multiple
 from inpainting.models.sa_unet import SAUNet
 
 TINY_CONFIG = {

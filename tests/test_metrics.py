@@ -156,21 +156,3 @@ def test_mean_ci() -> None:
     assert mean_ci([2.0, 2.0, 2.0]) == (2.0, 0.0)
     with pytest.raises(ValueError):
         mean_ci([])
-
-
-def test_mean_ci_without_scipy(monkeypatch: pytest.MonkeyPatch) -> None:
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_scipy(name: str, *args: object, **kwargs: object) -> object:
-        if name.startswith("scipy"):
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_scipy)
-    rng = np.random.default_rng(0)
-    values = rng.normal(size=50)
-    mean, half = mean_ci(values)
-    assert half == pytest.approx(1.959963985 * values.std(ddof=1) / math.sqrt(50), rel=1e-6)
-    assert mean == pytest.approx(values.mean())

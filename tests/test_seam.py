@@ -13,7 +13,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from inpainting.inference import Inpainter, from_module, load_model
+from inpainting.inference import Inpainter, load_model
+from inpainting.inference.inpainter import from_module
 from inpainting.models.registry import build_network
 from inpainting.resources import conf_dir
 

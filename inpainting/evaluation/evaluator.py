@@ -36,7 +36,8 @@ from inpainting.evaluation.mask_sets import mask_set
 from inpainting.evaluation.methods import Method
 from inpainting.evaluation.metrics import area_bucket, fid_from_features, image_metrics
 from inpainting.evaluation.standard import StandardMetrics
-from inpainting.inference import Box, Inpainter, to_model_input, to_uint8
+from inpainting.inference import Inpainter
+from inpainting.inference.inpainter import Box, to_model_input, to_uint8
 from inpainting.models.vgg import VGG16Features, feature_distance_label
 
 log = logging.getLogger(__name__)

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from inpainting.errors import ConfigError
@@ -55,17 +57,16 @@ def describe_strategy(inpainter: Inpainter) -> str:
 
 
 def _model_option_config(name: str) -> dict | None:
-    """The composed config of ``conf/model/<name>.yaml`` (following its defaults list), or None."""
-    path = MODEL_CONF_DIR / f"{name}.yaml"
-    if not path.is_file():
+    """The config of model option ``name`` (``conf/model/<name>.yaml`` with its defaults list) as Hydra composes
+    it for ``model=<name>``, or None when there is no such option."""
+    if not (MODEL_CONF_DIR / f"{name}.yaml").is_file():
         return None
-    node = OmegaConf.load(path)
-    merged = OmegaConf.create()
-    for parent in node.get("defaults", []):
-        if isinstance(parent, str) and parent != "_self_":
-            merged = OmegaConf.merge(merged, _model_option_config(parent) or {})
-    node.pop("defaults", None)
-    return OmegaConf.to_container(OmegaConf.merge(merged, node), resolve=True)
+    if GlobalHydra.instance().is_initialized():  # inside python -m inpainting.evaluate: Hydra's own conf/
+        cfg = compose(config_name=f"model/{name}")
+    else:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            cfg = compose(config_name=f"model/{name}")
+    return OmegaConf.to_container(cfg.model, resolve=True)
 
 
 def check_model_name(name: str, ckpt: str, model_config: dict) -> None:

@@ -147,7 +147,7 @@ def image_metrics(
 
 
 def mean_ci(values: Iterable[float] | np.ndarray | Tensor, confidence: float = 0.95) -> tuple[float, float]:
-    """Mean and confidence-interval half-width of ``values`` (Student's t; normal 1.96 if scipy is missing).
+    """Mean and confidence-interval half-width of ``values`` (Student's t).
 
     With fewer than two values the half-width is NaN: there is no spread to estimate.
     """
@@ -160,21 +160,10 @@ def mean_ci(values: Iterable[float] | np.ndarray | Tensor, confidence: float = 0
     if arr.size < 2:
         return mean, math.nan
     sem = float(arr.std(ddof=1)) / math.sqrt(arr.size)
-    try:
-        from scipy import stats
+    from scipy import stats  # a dependency; imported here because scipy.stats takes a while to load
 
-        quantile = float(stats.t.ppf(0.5 + confidence / 2, df=arr.size - 1))
-    except ImportError:
-        quantile = float(np.sqrt(2) * _erfinv(confidence))
+    quantile = float(stats.t.ppf(0.5 + confidence / 2, df=arr.size - 1))
     return mean, quantile * sem
-
-
-def _erfinv(y: float) -> float:
-    """Inverse error function (for the normal quantile without scipy), by Newton steps on math.erf."""
-    x = 0.0
-    for _ in range(60):
-        x -= (math.erf(x) - y) / (2 / math.sqrt(math.pi) * math.exp(-x * x))
-    return x
 
 
 class BucketedImageMetrics(Metric):

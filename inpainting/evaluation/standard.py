@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from inpainting.errors import ConfigError
+from inpainting.errors import ConfigError, UserError
 from inpainting.evaluation.inception import FIDInceptionV3
 from inpainting.evaluation.lpips import BACKBONE_FILES, LPIPS
 
@@ -73,7 +73,7 @@ DOWNLOADS: dict[str, WeightSource] = {
 }
 
 
-class MissingWeightsError(FileNotFoundError):
+class MissingWeightsError(UserError, FileNotFoundError):
     """A standard metric was asked for and its weight file is not here (or arrived with the wrong checksum)."""
 
 

@@ -37,6 +37,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from inpainting.errors import UserError
 from inpainting.models.registry import UnsafeModelConfig, check_model_config
 
 NET_PREFIX = "net."
@@ -52,7 +53,7 @@ TRUST_CODE_OPTION = "trust_code"
 LIGHTNING_KEY = "pytorch-lightning_version"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint that is not an inpainting training checkpoint or does not fit the network."""
 
 

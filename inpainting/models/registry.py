@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from inpainting.errors import UserError
 from inpainting.models.gated_ca import GatedCANet
 from inpainting.models.pconv_unet import PConvUNet
 from inpainting.models.sa_unet import SAUNet
@@ -77,7 +78,7 @@ SIZE_LIMITS: dict[type[nn.Module], dict[str, tuple[int, int]]] = {
 }
 
 
-class UnsafeModelConfig(ValueError):
+class UnsafeModelConfig(UserError, ValueError):
     """A model config that names an unregistered network or carries anything but plain-data arguments."""
 
 

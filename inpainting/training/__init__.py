@@ -1,19 +1,14 @@
-"""Training: the LightningModules (plain and GAN), callbacks, crash-safe checkpoint IO and speed options."""
+"""Training: the LightningModules (plain and GAN), callbacks, crash-safe checkpoint IO and speed options.
 
-import warnings
+Names load their module on first use.
+"""
 
+import lazy_loader
 
-def quiet_known_warnings() -> None:
-    """Lightning 2.6.6 (the newest release) builds a ``torch.utils._pytree.LeafSpec()`` in every CombinedLoader,
-    which torch 2.13 deprecates with a FutureWarning printed on every fit and test. The code is Lightning's, not
-    ours: silence exactly that message from exactly that module until a Lightning release uses
-    ``treespec_leaf()``."""
-    warnings.filterwarnings(
-        "ignore",
-        message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
-        category=FutureWarning,
-        module=r"lightning\.pytorch\.utilities\._pytree",
-    )
-
-
-quiet_known_warnings()
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "module": ["InpaintingModule"],
+        "gan_module": ["GANInpaintingModule"],
+    },
+)
