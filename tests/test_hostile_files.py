@@ -23,8 +23,9 @@ import torch
 from torch import nn
 
 from inpainting.export import max_difference
-from inpainting.inference import METADATA_KEY, Inpainter, PaddedGenerator, load_model
+from inpainting.inference import Inpainter, load_model
 from inpainting.inference.checkpoint import CheckpointError, check_checkpoint, load_failure_reason
+from inpainting.inference.inpainter import METADATA_KEY, PaddedGenerator
 from inpainting.models.gated_ca import GatedCANet
 from inpainting.models.pconv_unet import PConvUNet
 from inpainting.models.registry import MAX_PARAMETERS, SIZE_LIMITS, UnsafeModelConfig, build_network
