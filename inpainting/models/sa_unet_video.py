@@ -36,6 +36,8 @@ from inpainting.models.sa_unet import SAUNet
 __all__ = ["SAUNetVideo", "VideoSelfAttention"]
 
 IMAGE_TARGET = f"{SAUNet.__module__}.{SAUNet.__qualname__}"
+#: score added at spatial offset 0 to a key in another frame of the window, before training (see VideoSelfAttention)
+CROSS_FRAME_BIAS_INIT = 4.0
 
 
 class VideoSelfAttention(SelfAttention2d):
@@ -50,29 +52,36 @@ class VideoSelfAttention(SelfAttention2d):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Swin-style relative position bias (Liu et al. 2021), one value per head and spatial offset within a
-        # window, the same for every frame pair: it lets a hole token find *the same place* in the other frames
-        # (content alone cannot: a hole carries only the fill prior). Zero at the start, so an image model's
-        # weights keep their function; the per-frame ablation has it too (same parameters).
+        # A cross-frame relative position bias (Swin's relative position bias, Liu et al. 2021, between frames
+        # only): one value per head and spatial offset, added to the score of a key in *another* frame of the
+        # window. Content alone cannot lead a hole token to the same place in the other frames (it carries only
+        # the fill prior); this bias can, and it starts as a locality prior (CROSS_FRAME_BIAS_INIT at offset 0,
+        # a Gaussian of width 1 around it), so the untrained model already prefers "the same place, elsewhere in
+        # time". Pairs in the same frame get no bias, so one frame, or the per-frame ablation, is the image block.
         if self.mode == "window":
-            span = 2 * self.window_size - 1
-            self.rel_pos_bias = nn.Parameter(torch.zeros(self.num_heads, span * span))
+            ws = self.window_size
+            offsets = torch.arange(-(ws - 1), ws, dtype=torch.float32)
+            distance2 = offsets[:, None] ** 2 + offsets[None, :] ** 2
+            prior = CROSS_FRAME_BIAS_INIT * torch.exp(-distance2 / 2).flatten()
+            self.cross_frame_bias = nn.Parameter(prior.repeat(self.num_heads, 1))
 
     def _window_bias(self, frames: int, wh: int, ww: int, key_valid: Tensor | None) -> Tensor | None:
-        """``(1 or B*nWin, heads, T*N, T*N)`` float attention bias: relative position plus -inf for invalid keys."""
-        if not hasattr(self, "rel_pos_bias"):
+        """``(1 or B*nWin, heads, T*N, T*N)`` float attention bias (the cross-frame position bias, -inf for invalid
+        keys), or just ``key_valid`` when there is no other frame."""
+        if frames == 1 or not hasattr(self, "cross_frame_bias"):
             return key_valid
+        device = self.cross_frame_bias.device
         ys, xs = torch.meshgrid(
-            torch.arange(wh, device=self.rel_pos_bias.device),
-            torch.arange(ww, device=self.rel_pos_bias.device),
-            indexing="ij",
+            torch.arange(wh, device=device), torch.arange(ww, device=device), indexing="ij"
         )
         ys, xs = ys.flatten(), xs.flatten()
         span = 2 * self.window_size - 1
         index = (ys[:, None] - ys[None, :] + self.window_size - 1) * span + (
             xs[:, None] - xs[None, :] + self.window_size - 1
         )
-        bias = self.rel_pos_bias[:, index.repeat(frames, frames)][None]  # (1, heads, T*N, T*N)
+        bias = self.cross_frame_bias[:, index.repeat(frames, frames)]  # (heads, T*N, T*N)
+        frame = torch.arange(frames, device=device).repeat_interleave(wh * ww)
+        bias = bias.masked_fill(frame[:, None] == frame[None, :], 0.0)[None]  # same frame: no bias
         if key_valid is not None:
             bias = bias.masked_fill(~key_valid, float("-inf"))
         return bias
@@ -90,7 +99,7 @@ class VideoSelfAttention(SelfAttention2d):
             norm="layer" if isinstance(block.norm, LayerNorm2d) else "group",
             kv_grid=block.kv_grid,
         )
-        video.load_state_dict(block.state_dict(), strict=False)  # all but the (zero) position bias
+        video.load_state_dict(block.state_dict(), strict=False)  # all but the cross-frame bias
         return video.to(block.gamma.device, block.gamma.dtype)
 
     def forward(self, x: Tensor, mask: Tensor | None = None, frames: int | None = None) -> Tensor:
@@ -208,15 +217,15 @@ class SAUNetVideo(SAUNet):
     def extra_repr(self) -> str:
         return f"temporal={self.temporal}"
 
-    #: parameters an image SAUNet does not have, zero at initialisation so that image weights keep their function:
-    #: ``init_from`` an image model may leave them out (inpainting/training/init_weights.py)
-    zero_init_extras = ("rel_pos_bias",)
+    #: parameters an image SAUNet does not have; they act only across frames, so image weights keep their function
+    #: on every frame: ``init_from`` an image model may leave them out (inpainting/training/init_weights.py)
+    video_only_parameters = ("cross_frame_bias",)
 
     def load_image_weights(self, state_dict: dict[str, Tensor]) -> None:
-        """Initialise from an image :class:`SAUNet`'s ``state_dict`` (same keys and shapes; only the zero-initialised
-        position biases are not in it)."""
+        """Initialise from an image :class:`SAUNet`'s ``state_dict`` (same keys and shapes; only the cross-frame
+        biases are not in it and keep their prior)."""
         missing, unexpected = self.load_state_dict(state_dict, strict=False)
-        extra = [k for k in missing if not k.endswith(self.zero_init_extras)]
+        extra = [k for k in missing if not k.endswith(self.video_only_parameters)]
         if extra or unexpected:
             raise RuntimeError(f"not an image SAUNet state_dict: missing {extra}, unexpected {unexpected}")
 

@@ -57,9 +57,9 @@ def load_initial_weights(net: nn.Module, source: str, strict: bool = True) -> li
     source_net, config = load_generator(path)
     weights = source_net.state_dict()
     fitting, wrong_shape, missing = split_fitting(net.state_dict(), weights)
-    # parameters the network declares zero-initialised extras (a video model's position bias) keep the source's
-    # function when left at zero: not an error, even when strict
-    extras = tuple(getattr(net, "zero_init_extras", ()))
+    # parameters a network declares its own (a video model's cross-frame bias, which acts only between frames)
+    # keep their initialisation: not an error, even when strict
+    extras = tuple(getattr(net, "video_only_parameters", ()))
     missing = [key for key in missing if not (extras and key.endswith(extras))]
     unused = sorted(set(weights) - set(net.state_dict()))
     skipped = wrong_shape + missing
