@@ -4,10 +4,9 @@ import warnings
 
 
 def quiet_known_warnings() -> None:
-    """Lightning 2.6.6 (the newest release) builds a ``torch.utils._pytree.LeafSpec()`` in every CombinedLoader,
-    which torch 2.13 deprecates with a FutureWarning printed on every fit and test. The code is Lightning's, not
-    ours: silence exactly that message from exactly that module until a Lightning release uses
-    ``treespec_leaf()``."""
+    """Lightning builds a ``torch.utils._pytree.LeafSpec()`` in every CombinedLoader, which newer torch deprecates
+    with a FutureWarning printed on every fit and test. The code is Lightning's, not ours: silence exactly that
+    message from exactly that module until a Lightning release uses ``treespec_leaf()``."""
     warnings.filterwarnings(
         "ignore",
         message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
