@@ -33,7 +33,8 @@ from PIL import Image  # noqa: E402
 
 from inpainting.cli.errors import exit_on_user_error  # noqa: E402
 from inpainting.cli.hints import exit_on_unknown_key  # noqa: E402
-from inpainting.data.images import ImageReadError, read_image_rgb, read_mask  # noqa: E402
+from inpainting.data.images import ImageReadError, check_mask_size, read_image_rgb, read_mask  # noqa: E402
+from inpainting.errors import InputError  # noqa: E402
 from inpainting.inference import Inpainter, LoadedModel, load_model  # noqa: E402
 from inpainting.resources import conf_dir  # noqa: E402
 
@@ -242,11 +243,10 @@ class DemoRunner:
             hole = read_mask(mask)
         except ImageReadError as error:
             raise refuse(f"{error.path.name} is not a picture this demo can read: {error.reason}") from error
-        if hole.shape != photo.shape[:2]:
-            raise refuse(
-                f"the mask is {hole.shape[1]}x{hole.shape[0]} but the image is {photo.shape[1]}x{photo.shape[0]}: "
-                "they must be the same size"
-            )
+        try:
+            check_mask_size(photo, hole)
+        except InputError as error:
+            raise refuse(str(error)) from error
         result = self.inpainter(photo, hole) if hole.any() else photo
         name = f"{Path(image).stem}_filled"
         return save_pil_to_cache(Image.fromarray(result), get_upload_folder(), name=name, format="png")

@@ -29,7 +29,7 @@ from inpainting.evaluation.evaluator import (
     load_pairs,
 )
 from inpainting.evaluation.mask_sets import read_image_mask_pairs
-from inpainting.evaluation.methods import Method, build_methods, describe_strategy
+from inpainting.evaluation.methods import Method, build_methods
 from inpainting.evaluation.metrics import FID_MIN_SAMPLES, VGG_FID_MIN_SAMPLES
 from inpainting.evaluation.report import (
     fid_counts,
@@ -42,7 +42,7 @@ from inpainting.evaluation.report import (
 )
 from inpainting.evaluation.standard import MissingWeightsError, StandardMetrics, load_standard_metrics
 from inpainting.evaluation.video_evaluator import is_video_data, run_video
-from inpainting.models.vgg import VGG16Features, default_vgg16_weights_path
+from inpainting.models.vgg import DISTANCE_LAYERS, VGG16Features, default_vgg16_weights_path
 from inpainting.resources import conf_dir
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def feature_metrics(cfg: DictConfig) -> FeatureMetrics | None:
     if cfg.get("vgg_weights") is None:
         return None
     weights = default_vgg16_weights_path() if cfg.vgg_weights == "default" else cfg.vgg_weights
-    return FeatureMetrics(VGG16Features(layers=("relu1_2", "relu2_2", "relu3_3", "relu4_3"), weights=weights))
+    return FeatureMetrics(VGG16Features(layers=DISTANCE_LAYERS, weights=weights))
 
 
 def standard_metrics(cfg: DictConfig) -> StandardMetrics:
@@ -114,7 +114,7 @@ def worker_count(setting: object) -> int:
 
 def header_notes(methods: list[Method], standard: StandardMetrics) -> list[str]:
     """How networks were applied and where the standard metrics' weights came from, for the table header."""
-    notes = [f"{m.name}: {describe_strategy(m.inpaint)}" for m in methods if m.kind == "model"]
+    notes = [f"{m.name}: {m.inpaint.describe()}" for m in methods if m.kind == "model"]
     if standard.sources:
         notes.append("standard metric weights: " + ", ".join(f"{k} {v}" for k, v in standard.sources.items()))
     else:

@@ -45,6 +45,8 @@ from inpainting.data.images import (
     MASK_TAG,
     ImageReadError,
     NoImagesFoundError,
+    check_mask_size,
+    is_image_file,
     list_images,
     read_image_rgb,
     read_mask,
@@ -85,7 +87,7 @@ class PredictResult:
 def masks_beside(image: Path, candidates: list[Path] | None = None) -> list[Path]:
     """``<stem>_mask*.<image ext>`` files next to ``image``, sorted (the pairing rule of ``split_images_and_masks``)."""
     files = candidates if candidates is not None else sorted(image.parent.iterdir())
-    files = [p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS and p.parent == image.parent]
+    files = [p for p in files if is_image_file(p) and p.parent == image.parent]
     return split_images_and_masks([*files, image])[1].get(image, [])
 
 
@@ -228,11 +230,7 @@ def read_pair(job: Job, threshold: int, invert: bool) -> tuple[np.ndarray, np.nd
     mask = read_mask(job.mask, threshold=threshold)
     if invert:
         mask = 1 - mask
-    if mask.shape != image.shape[:2]:
-        raise InputError(
-            f"image {job.image} is {image.shape[1]}x{image.shape[0]} (WxH) but its mask {job.mask} is "
-            f"{mask.shape[1]}x{mask.shape[0]}: they must be the same size"
-        )
+    check_mask_size(image, mask, job.image, job.mask)
     return image, mask
 
 

@@ -24,7 +24,7 @@ from inpainting.cli.hints import exit_on_unknown_key
 from inpainting.cli.instantiate import check_required, instantiate_callbacks, instantiate_loggers
 from inpainting.data.datasets import NoReadableImagesError
 from inpainting.errors import ConfigError
-from inpainting.inference.checkpoint import CheckpointError, check_checkpoint
+from inpainting.inference.checkpoint import WANDB_ID_KEY, check_checkpoint
 from inpainting.resources import conf_dir
 from inpainting.training.callbacks import RunConfigInCheckpoints
 from inpainting.training.guards import (
@@ -58,14 +58,7 @@ def _wandb_run_id(ckpt_path: str) -> str | None:
     Read by the one checkpoint reader (``check_checkpoint``: ``weights_only=True``, registered network,
     plain-data arguments): a crafted file is refused with a one-line ``CheckpointError`` before Lightning
     touches it, and so is a file that is not a Lightning training checkpoint (a generator ``.pt``)."""
-    checkpoint = check_checkpoint(ckpt_path)
-    if "format" in checkpoint or "pytorch-lightning_version" not in checkpoint:
-        kind = "a generator file (from inpainting.export: weights only)" if "format" in checkpoint else "not"
-        raise CheckpointError(
-            f"ckpt_path={ckpt_path} is {kind} a training checkpoint, so training cannot resume from it; "
-            "resume from a run's checkpoints/last.ckpt (a generator file is for predict/evaluate)"
-        )
-    return checkpoint.get("inpainting_wandb_id")
+    return check_checkpoint(ckpt_path).get(WANDB_ID_KEY)
 
 
 def _refuse_another_runs_dir(cfg: DictConfig) -> None:

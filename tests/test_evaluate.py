@@ -148,12 +148,12 @@ def test_cli_reports_errors_without_traceback(tmp_path, image_folder):
 
 
 def test_make_masks_exports_the_evaluation_sets(tmp_path):
+    from inpainting.data.images import read_mask
     from inpainting.evaluation.evaluator import EvalImage, attach_mask_sets
-    from inpainting.evaluation.mask_sets import load_mask_folder
     from inpainting.make_masks import main as make_masks
 
     (folder,) = make_masks(["thick", "--count", "3", "--size", "32", "--out", str(tmp_path)])
-    exported = load_mask_folder(folder)
+    exported = [read_mask(p) for p in sorted(folder.glob("mask_*.png"))]
     images = [EvalImage(f"i{j}", np.zeros((32, 32, 3), np.uint8)) for j in range(3)]
     attach_mask_sets(images, ["thick"], masks_per_image=1, seed=0)
     assert all(np.array_equal(e, item.masks["thick"][0]) for e, item in zip(exported, images, strict=True))

@@ -15,14 +15,15 @@ from omegaconf import OmegaConf
 
 from inpainting.evaluate import run
 from inpainting.evaluation.baselines import get_baseline
-from inpainting.evaluation.evaluator import BaselinePool, ProgressLog, run_model
+from inpainting.evaluation.evaluator import BaselinePool, ProgressLog
 from inpainting.evaluation.inception import FIDInceptionV3
 from inpainting.evaluation.lpips import BACKBONE_FILES, backbone_features
 from inpainting.evaluation.mask_sets import mask_set
-from inpainting.evaluation.methods import PREDICT_STRATEGY, build_method
+from inpainting.evaluation.methods import build_method
 from inpainting.evaluation.standard import INCEPTION_FILES, WEIGHTS_ENV
 from inpainting.inference import Inpainter, load_model
 from inpainting.inference.checkpoint import default_weights_path
+from inpainting.inference.inpainter import INFERENCE_DEFAULTS as PREDICT_STRATEGY
 from tests.conftest import CONF_DIR, compose_config
 
 
@@ -51,8 +52,10 @@ def mixed_masks(count: int, size: int) -> np.ndarray:
 def test_predict_defaults_are_what_the_evaluator_uses():
     predict = OmegaConf.load(CONF_DIR / "predict.yaml")
     evaluate = OmegaConf.load(CONF_DIR / "evaluate.yaml")
+    demo = OmegaConf.load(CONF_DIR / "demo.yaml")
     assert {k: predict[k] for k in PREDICT_STRATEGY} == PREDICT_STRATEGY
     assert dict(evaluate.inference) == PREDICT_STRATEGY
+    assert {k: demo[k] for k in PREDICT_STRATEGY} == PREDICT_STRATEGY
 
 
 @pytest.mark.parametrize("margin", [128, 4])
@@ -61,7 +64,7 @@ def test_batched_model_path_equals_predicts_inpainter(margin):
     model = load_model(None)
     inpainter = Inpainter(model, margin=margin)
     images, masks = photos(6, 48), mixed_masks(6, 48)
-    batched = run_model(inpainter, images, masks, batch_size=4)
+    batched = inpainter.fill_batch(images, masks, batch_size=4)
     for image, mask, out in zip(images, masks, batched, strict=True):
         np.testing.assert_array_equal(out, inpainter(image, mask))
     assert np.array_equal(batched[1], images[1])  # empty mask: the image unchanged
@@ -78,7 +81,7 @@ def test_regions_above_max_side_take_the_inpainters_downscaling_path():
 
     inpainter = Inpainter(model, strategy="resize", max_side=16)
     images, masks = photos(4, 32), mixed_masks(4, 32)
-    out = run_model(inpainter, images, masks, batch_size=8)
+    out = inpainter.fill_batch(images, masks, batch_size=8)
     for image, mask, result in zip(images, masks, out, strict=True):
         np.testing.assert_array_equal(result, inpainter(image, mask))
     assert all(shape[-1] <= 16 for shape in calls)

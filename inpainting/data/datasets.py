@@ -58,6 +58,7 @@ from torch.utils.data import Dataset
 from inpainting.data.images import (
     IMAGE_EXTENSIONS,
     ImageReadError,
+    check_mask_size,
     list_images,
     mask_owner_stem,
     read_image_rgb,
@@ -248,12 +249,7 @@ class InpaintingDataset(Dataset):
         if self.mask_paths is not None:
             mask_path = self.mask_paths[index]
             file_mask = read_mask(mask_path)
-            if file_mask.shape != image.shape[:2]:
-                (ih, iw), (mh, mw) = image.shape[:2], file_mask.shape
-                raise InputError(
-                    f"mask file {mask_path} is {mw}x{mh} (width x height) but its image {path} is {iw}x{ih}; "
-                    "a mask must have the size of its image"
-                )
+            check_mask_size(image, file_mask, path, mask_path)
 
         if self.transform is not None:
             if hasattr(self.transform, "set_random_seed"):

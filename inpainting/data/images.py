@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -201,6 +201,28 @@ def read_mask(path: str | os.PathLike, threshold: int = 127) -> np.ndarray:
     return (grey > threshold).astype(np.uint8)
 
 
+def check_mask_size(
+    image: np.ndarray,
+    mask: np.ndarray,
+    image_name: str | os.PathLike | None = None,
+    mask_name: str | os.PathLike | None = None,
+) -> None:
+    """Refuse a mask whose ``H x W`` differs from its image's: the one size rule of every tool that takes pairs.
+
+    Sizes are written width x height; ``image_name`` / ``mask_name`` (files, where there are any) are named in the
+    :class:`~inpainting.errors.InputError`.
+    """
+    if mask.shape == image.shape[:2]:
+        return
+    (height, width), (mask_height, mask_width) = image.shape[:2], mask.shape[:2]
+    image_label = f"image {image_name}" if image_name is not None else "image"
+    mask_label = f"its mask {mask_name}" if mask_name is not None else "its mask"
+    raise InputError(
+        f"{image_label} is {width}x{height} (WxH) but {mask_label} is {mask_width}x{mask_height}: "
+        "they must be the same size"
+    )
+
+
 # --------------------------------------------------------------------------------------------------------------
 # finding
 # --------------------------------------------------------------------------------------------------------------
@@ -210,6 +232,20 @@ def is_image_file(path: str | os.PathLike, extensions: Iterable[str] = IMAGE_EXT
     """True when the file name ends with one of ``extensions`` (case-insensitive) and is not hidden."""
     name = os.path.basename(os.fspath(path))
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in tuple(extensions)
+
+
+def walk_visible(root: Path, recursive: bool = True) -> Iterator[tuple[Path, list[str]]]:
+    """``(folder relative to root, its file names)`` for ``root`` and, if ``recursive``, every sub-folder whose name
+    does not start with ``.``; symlinked folders are followed, each real folder once (a link cycle cannot loop)."""
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")] if recursive else []
+        yield Path(dirpath).relative_to(root), filenames
 
 
 def list_images(
@@ -236,15 +272,7 @@ def list_images(
         raise NotADirectoryError(f"expected a folder of images, got the file {root}")
     found: list[tuple[str, Path]] = []
     if recursive:
-        seen: set[str] = set()
-        for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-            real = os.path.realpath(dirpath)
-            if real in seen:
-                dirnames[:] = []
-                continue
-            seen.add(real)
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            rel_dir = Path(dirpath).relative_to(root)
+        for rel_dir, filenames in walk_visible(root):
             for name in filenames:
                 if is_image_file(name, extensions):
                     rel = rel_dir / name

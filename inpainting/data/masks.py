@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from inpainting.data.images import IMAGE_EXTENSIONS, read_mask
+from inpainting.data.images import IMAGE_EXTENSIONS, is_image_file, read_mask
 
 MaskGenerator = Callable[[np.random.Generator, int, int], np.ndarray]
 
@@ -369,9 +369,7 @@ class FolderMask:
             raise FileNotFoundError(
                 f"FolderMask: mask folder {str(self.root)!r} does not exist or is not a folder"
             )
-        self.files = sorted(
-            p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-        )
+        self.files = sorted(p for p in self.root.rglob("*") if is_image_file(p) and p.is_file())
         if not self.files:
             raise FileNotFoundError(
                 f"FolderMask: no mask images found under {str(self.root)!r} (searched recursively for "

@@ -34,7 +34,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from inpainting.data.images import ImageReadError, is_image_file, read_image_rgb
+from inpainting.data.images import ImageReadError, is_image_file, read_image_rgb, walk_visible
 from inpainting.errors import InputError
 
 log = logging.getLogger("inpainting.data")
@@ -86,8 +86,7 @@ def natural_key(name: str) -> tuple:
 
 def is_video_file(path: str | os.PathLike) -> bool:
     """True when the name ends with one of :data:`VIDEO_EXTENSIONS` (case-insensitive) and is not hidden."""
-    name = os.path.basename(os.fspath(path))
-    return not name.startswith(".") and os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS
+    return is_image_file(path, VIDEO_EXTENSIONS)
 
 
 def frame_files(folder: str | os.PathLike) -> list[Path]:
@@ -112,15 +111,7 @@ def list_videos(root: str | os.PathLike, recursive: bool = True) -> list[Path]:
     if not root.is_dir():
         raise NotADirectoryError(f"expected a folder of videos or frame folders, got the file {root}")
     found: list[tuple[str, Path]] = []
-    seen: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen:
-            dirnames[:] = []
-            continue
-        seen.add(real)
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")] if recursive else []
-        rel_dir = Path(dirpath).relative_to(root)
+    for rel_dir, filenames in walk_visible(root, recursive):
         if any(is_image_file(name) for name in filenames):
             found.append((rel_dir.as_posix(), root / rel_dir))
         found.extend(((rel_dir / n).as_posix(), root / rel_dir / n) for n in filenames if is_video_file(n))

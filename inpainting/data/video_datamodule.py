@@ -2,8 +2,8 @@
 
 Sources (see ``conf/data/video.yaml`` and ``video_sample.yaml``):
 
-* ``root``: a folder searched (recursively) for video files (mp4, avi, mkv, webm, mov) and frame folders (a folder
-  of numbered images is one video), :func:`inpainting.data.video.list_videos`;
+* ``root``: a folder searched (recursively) for video files (:data:`inpainting.data.video.VIDEO_EXTENSIONS`) and
+  frame folders (a folder of numbered images is one video), :func:`inpainting.data.video.list_videos`;
 * ``synthetic_motion=true``: still photos turned into clips by a smooth random camera path
   (:func:`inpainting.data.video_datasets.synthetic_clip`), from ``photo_root`` (any folder of images) or, with
   ``sample=true``, the embedded sample photos (:mod:`inpainting.data.sample`, read where they are installed), so a

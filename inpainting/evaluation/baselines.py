@@ -11,9 +11,9 @@ compares these methods with a network's composite compares the holes only. Each 
 object (so an evaluator can ship it to worker processes) and is usable from Hydra as ``_target_:
 inpainting.evaluation.baselines.telea``. Plain names are in :data:`BASELINES`; :func:`get_baseline` builds one by name.
 
-Speed on this project's 2-core CPU at 256 x 256 (one 40 x 100 hole): Telea/Navier-Stokes about 6 ms,
-biharmonic about 30 ms, PatchMatch (patch radius 3) about 0.2 s. Biharmonic solves a sparse linear system over
-every hole pixel, so its cost grows quickly with hole area and image size (seconds per large image at 512+).
+Speed: Telea against the network in docs/benchmarks.md, "Predict latency"; every baseline's seconds per pair in
+"Evaluator speed". Biharmonic solves a sparse linear system over every hole pixel, so its cost grows quickly with
+hole area and image size; Telea and Navier-Stokes are the fastest of them and PatchMatch the slowest.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Everything is judged on uint8 composites (what would be saved to disk), so a network and a classical
 baseline are compared on identical terms, and two runs on the same inputs give identical numbers.
-Networks run on predict's path (:func:`run_model`: the same output as ``inpainting.predict`` for the same
-image and mask, with equal-size crops batched); classical baselines run in worker processes (:class:`BaselinePool`).
+Networks run on predict's path (:meth:`inpainting.inference.Inpainter.fill_batch`: the same output as
+``inpainting.predict`` for the same image and mask, with equal-size crops batched); classical baselines run in worker processes (:class:`BaselinePool`).
 Every method is handed the image with its hole pixels zeroed (none may see what it is scored against), and pairs
 with no hole pixel or no known pixel are left out and reported (:func:`scorable_pairs`).
 """
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from inpainting.data.images import ImageReadError, read_image_rgb, read_mask
+from inpainting.data.images import ImageReadError, check_mask_size, read_image_rgb, read_mask
 from inpainting.data.transforms import eval_transform
 from inpainting.errors import ConfigError, InputError
 from inpainting.evaluation.baselines import OpenCVInpaint
@@ -37,8 +37,7 @@ from inpainting.evaluation.methods import Method
 from inpainting.evaluation.metrics import area_bucket, fid_from_features, image_metrics
 from inpainting.evaluation.standard import StandardMetrics
 from inpainting.inference import Inpainter
-from inpainting.inference.inpainter import Box, to_model_input, to_uint8
-from inpainting.models.vgg import VGG16Features, feature_distance_label
+from inpainting.models.vgg import DISTANCE_LAYERS, VGG16Features, distance_of_features, feature_distance_label
 
 log = logging.getLogger(__name__)
 
@@ -144,11 +143,7 @@ def load_pairs(
     names = display_names([mask for _, mask in pairs], root)
     for (image_path, mask_path), name in zip(pairs, names, strict=True):
         image, mask = read_image_rgb(image_path), read_mask(mask_path)
-        if image.shape[:2] != mask.shape:
-            raise InputError(
-                f"mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} but image {image_path} is "
-                f"{image.shape[1]}x{image.shape[0]} (width x height): they must match"
-            )
+        check_mask_size(image, mask, image_path, mask_path)
         problem = resize_problem(*image.shape[:2], image_size)
         if problem:
             log.warning("skipping the pair %s (%s): %s", name, image_path, problem)
@@ -175,7 +170,7 @@ class FeatureMetrics:
     their features fit in ``cache_bytes``.
     """
 
-    DISTANCE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+    DISTANCE_LAYERS = DISTANCE_LAYERS
 
     def __init__(self, vgg: VGG16Features | None, cache_bytes: int = 2 << 30) -> None:
         self.distance_label = feature_distance_label(vgg) if vgg is not None else None
@@ -210,7 +205,7 @@ class FeatureMetrics:
         self._real.append(pooled[owners])
         keep = per_image * len(truth) <= self.cache_bytes
         self._truth = [
-            {k: c[k][j] for k in self.DISTANCE_LAYERS} for c in chunks for j in range(len(c["relu1_2"]))
+            {k: c[k][j] for k in self.DISTANCE_LAYERS} for c in chunks for j in range(len(c["relu5_3"]))
         ]
         self._truth = self._truth if keep else None
         self._truth_images, self._owners = truth, owners
@@ -227,19 +222,10 @@ class FeatureMetrics:
                 fy = {k: torch.stack([self._truth[o][k] for o in owners]) for k in self.DISTANCE_LAYERS}
             else:
                 fy = self._features(self._truth_images[torch.from_numpy(owners)])
-            distances.append(self._distance(fx, fy))
+            distances.append(distance_of_features(fx, fy, self.DISTANCE_LAYERS))
             pooled.append(fx["relu5_3"].mean(dim=(2, 3)))
         self._fake[method].append(torch.cat(pooled).double().numpy())
         return torch.cat(distances).double().numpy()
-
-    def _distance(self, fx: dict[str, Tensor], fy: dict[str, Tensor], eps: float = 1e-10) -> Tensor:
-        """:func:`inpainting.models.vgg.feature_distance` on precomputed features (same formula, same numbers)."""
-        per_layer = []
-        for name in self.DISTANCE_LAYERS:
-            a = fx[name] / (fx[name].pow(2).sum(dim=1, keepdim=True).sqrt() + eps)
-            b = fy[name] / (fy[name].pow(2).sum(dim=1, keepdim=True).sqrt() + eps)
-            per_layer.append((a - b).pow(2).sum(dim=1).mean(dim=(1, 2)))
-        return torch.stack(per_layer).mean(dim=0)
 
     def fid(self) -> dict[str, float]:
         if not self._real:
@@ -299,45 +285,12 @@ class BaselinePool:
             self._pool = None
 
 
-def run_model(inpainter: Inpainter, images: np.ndarray, masks: np.ndarray, batch_size: int) -> np.ndarray:
-    """What ``inpainter(image, mask)`` returns for each pair (predict's path), with equal-size crops batched.
-
-    The regions, crops, conversion and paste-back are the Inpainter's own; only the network calls are grouped:
-    crops of the same shape go through the model together (``batch_size`` at a time). An image with a region
-    larger than ``max_side`` (downscaled by the Inpainter) is passed to the Inpainter as it is.
-    """
-    results = images.copy()
-    limit = inpainter.max_side if inpainter.strategy != "full" else None
-    groups: dict[tuple[int, int], list[tuple[int, Box, np.ndarray]]] = defaultdict(list)
-    for i, (image, mask) in enumerate(zip(images, masks, strict=True)):
-        holes = mask != 0
-        if not holes.any():
-            continue
-        boxes = [box for box in inpainter.regions(holes) if holes[box[0] : box[2], box[1] : box[3]].any()]
-        if limit is not None and any(max(b - t, r - left) > limit for t, left, b, r in boxes):
-            results[i] = inpainter(image, mask)
-            continue
-        for box in boxes:
-            crop_holes = holes[box[0] : box[2], box[1] : box[3]]
-            groups[crop_holes.shape].append((i, box, crop_holes))
-    for jobs in groups.values():
-        for start in range(0, len(jobs), batch_size):
-            chunk = jobs[start : start + batch_size]
-            crops = np.stack([images[i][t:b, left:r] for i, (t, left, b, r), _ in chunk])
-            holes = np.stack([h for _, _, h in chunk])
-            filled = to_uint8(inpainter.model(*to_model_input(crops, holes)))
-            for (i, (t, left, b, r), crop_holes), out in zip(chunk, filled, strict=True):
-                view = results[i][t:b, left:r]
-                view[crop_holes] = out[crop_holes]
-    return results
-
-
 def run_method(
     method: Method, images: np.ndarray, masks: np.ndarray, batch_size: int, pool: BaselinePool | None = None
 ) -> np.ndarray:
     """Composites for ``N`` images: networks batched on predict's path, baselines in worker processes."""
     if isinstance(method.inpaint, Inpainter):
-        return run_model(method.inpaint, images, masks, batch_size)
+        return method.inpaint.fill_batch(images, masks, batch_size)
     if not needs_workers(method):
         return BaselinePool(1).map(method.inpaint, images, masks)
     return (pool or BaselinePool(1)).map(method.inpaint, images, masks)
@@ -391,9 +344,6 @@ class EvalResult:
     grids: dict[str, dict[str, np.ndarray]]
     fid: dict[tuple[str, str], float] = field(default_factory=dict)
     left_out: list[str] = field(default_factory=list)  # "name: why" of each pair that could not be scored
-
-    def __iter__(self):  # rows, grids = evaluate(...) keeps working
-        return iter((self.rows, self.grids))
 
 
 def evaluate(

@@ -7,7 +7,7 @@ whatever the training generator is:
 * ``thin``, ``medium``, ``thick`` (LaMa's 256 presets) and ``thin_512``, ``medium_512``, ``thick_512``:
   ``conf/mask/lama_<name>.yaml``. Their sizes are pixels at 256 (512) and scale with ``min(height, width)``.
 * ``area_00-10``, ..., ``area_50-60``: hole fraction in the bucket's half-open range ``[lo, hi)``
-  (Liu et al. 2018's protocol; the buckets of :data:`inpainting.evaluation.metrics.AREA_BUCKETS`). Drawn from LaMa's thick
+  (Liu et al. 2018's protocol; the buckets of :data:`AREA_BUCKETS`). Drawn from LaMa's thick
   generator (``conf/mask/lama_thick.yaml`` without its 50% cap: lines and boxes whose coverage spreads over all six
   buckets) and redrawn until the fraction falls in the bucket; ``area_00-10`` also needs at least one hole pixel.
 
@@ -27,15 +27,16 @@ import numpy as np
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from inpainting.data.images import IMAGE_EXTENSIONS, mask_owner_stem, read_mask, split_images_and_masks
+from inpainting.data.images import is_image_file, mask_owner_stem, split_images_and_masks
 from inpainting.data.masks import AreaFilteredMask, MaskGenerator
 from inpainting.errors import ConfigError
 from inpainting.resources import conf_dir
 
 CONF_MASK_DIR = conf_dir() / "mask"
 
-# The buckets of inpainting.evaluation.metrics.AREA_BUCKETS, repeated here (a test checks they agree) so that drawing or
-# exporting masks does not import torch (seconds of start-up for a script that only writes PNGs).
+#: Hole-fraction buckets of the partial-convolution protocol, half-open ``[lo, hi)``: the area mask sets and the
+#: tables' buckets (:mod:`inpainting.evaluation.metrics`). Defined here, where no torch import is needed to draw or
+#: export masks.
 AREA_BUCKETS: list[tuple[float, float]] = [(k / 10, (k + 1) / 10) for k in range(6)]
 
 LAMA_SETS: tuple[str, ...] = ("thin", "medium", "thick", "thin_512", "medium_512", "thick_512")
@@ -147,19 +148,6 @@ def export_mask_set(
     return paths
 
 
-def load_mask_folder(directory: str | Path) -> list[np.ndarray]:
-    """Masks of an exported set (``mask_*.png``, sorted; 1 = missing), or of every image file if there are none."""
-    folder = Path(directory).expanduser()
-    if not folder.is_dir():
-        raise FileNotFoundError(f"mask folder {folder} does not exist")
-    files = sorted(folder.glob("mask_*.png")) or sorted(
-        p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-    )
-    if not files:
-        raise FileNotFoundError(f"no mask images in {folder}")
-    return [read_mask(p) for p in files]
-
-
 def read_image_mask_pairs(folder: str | Path) -> list[tuple[Path, Path]]:
     """Pairs ``(image, mask)`` from a folder (searched recursively) laid out as LaMa's evaluation folders are.
 
@@ -171,7 +159,7 @@ def read_image_mask_pairs(folder: str | Path) -> list[tuple[Path, Path]]:
     root = Path(folder).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"image/mask folder {root} does not exist")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    files = sorted(p for p in root.rglob("*") if is_image_file(p) and p.is_file())
     images, masks = split_images_and_masks(files)  # the one pairing rule (inpainting.data.images)
     unpaired = [p for p in images if p not in masks]
     orphans = [

@@ -9,8 +9,8 @@ TorchScript file). When NAME is a
 model's numbers under another's name.
 
 Models run through :class:`inpainting.inference.Inpainter`, the object ``python -m inpainting.predict`` uses,
-with predict's defaults (``strategy=crop``, ``margin=128``, ``max_side=1024``), so the evaluator scores exactly
-what predict writes for the same image and mask.
+with predict's defaults (:data:`inpainting.inference.inpainter.INFERENCE_DEFAULTS`), so the evaluator scores
+exactly what predict writes for the same image and mask.
 """
 
 from __future__ import annotations
@@ -32,8 +32,6 @@ from inpainting.resources import conf_dir
 
 CKPT_PREFIX = "ckpt:"
 DEFAULT_METHOD = "default"
-#: predict's defaults (conf/predict.yaml; a test checks they agree)
-PREDICT_STRATEGY = {"strategy": "crop", "max_side": 1024, "margin": 128}
 MODEL_CONF_DIR = conf_dir() / "model"
 # config keys that make two networks of the same class different models (sa_unet vs unet)
 ARCHITECTURE_KEYS = ("_target_", "attention", "attention_in", "kv_pool", "mask_aware")
@@ -46,14 +44,6 @@ class Method:
         [np.ndarray, np.ndarray], np.ndarray
     ]  # a baseline, or an inference.Inpainter for models
     kind: str  # "baseline" | "model"
-
-
-def describe_strategy(inpainter: Inpainter) -> str:
-    """What the table header says about how a model was applied."""
-    limit = inpainter.max_side or "none"
-    if inpainter.strategy == "crop":
-        return f"predict's path: strategy=crop, margin={inpainter.margin}, max_side={limit}"
-    return f"predict's path: strategy={inpainter.strategy}, max_side={limit}"
 
 
 def _model_option_config(name: str) -> dict | None:
@@ -87,7 +77,7 @@ def build_method(
 ) -> Method:
     """Parse one method spec (see the module docstring) into a :class:`Method`; ``trust_code``: allow TorchScript."""
     name, _, rest = spec.partition("@") if "@" in spec else ("", "", spec)
-    options = {**PREDICT_STRATEGY, **(inference or {})}
+    options = dict(inference or {})  # unset options: the Inpainter's defaults, which are predict's
     if rest == DEFAULT_METHOD:
         model = load_model(None, device)
         return Method(name or DEFAULT_METHOD, Inpainter(model, **options), "model")

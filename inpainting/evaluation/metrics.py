@@ -26,8 +26,8 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-#: Hole-fraction buckets of the partial-convolution protocol, half-open ``[lo, hi)``.
-AREA_BUCKETS: list[tuple[float, float]] = [(k / 10, (k + 1) / 10) for k in range(6)]
+from inpainting.evaluation.mask_sets import AREA_BUCKETS
+
 #: Label of holes covering at least the last bucket's upper edge (60%).
 OVERFLOW_LABEL = "60-100"
 #: Every label :func:`area_bucket` can return, in order.
@@ -72,12 +72,6 @@ def area_bucket_index(fraction: float) -> int:
         if lo <= fraction < hi:
             return index
     return len(AREA_BUCKETS)
-
-
-def hole_fractions(mask: Tensor) -> Tensor:
-    """Per-image hole fraction (float64, ``B``) of a ``B x 1 x H x W`` mask, computed as exact count / size."""
-    counts = (mask > 0.5).flatten(1).sum(dim=1)
-    return counts.to(torch.float64) / mask[0].numel()
 
 
 def _check(pred: Tensor, target: Tensor, mask: Tensor) -> None:

@@ -46,7 +46,6 @@ from inpainting.evaluation.evaluator import (
     ProgressLog,
     check_eval_size,
     display_names,
-    run_model,
 )
 from inpainting.evaluation.methods import (
     CKPT_PREFIX,
@@ -54,7 +53,6 @@ from inpainting.evaluation.methods import (
     build_method,
     check_model_name,
     check_unique_names,
-    describe_strategy,
 )
 from inpainting.evaluation.metrics import AREA_LABELS, area_bucket
 from inpainting.evaluation.report import _table, paired_table, write_csv
@@ -109,13 +107,13 @@ class VideoMethod:
 
 
 class FrameModel:
-    """An image model on every frame, on predict's path (:func:`~inpainting.evaluation.evaluator.run_model`)."""
+    """An image model on every frame, on predict's path (:meth:`~inpainting.inference.Inpainter.fill_batch`)."""
 
     def __init__(self, inpainter: Inpainter, batch_size: int = 8) -> None:
         self.inpainter, self.batch_size = inpainter, batch_size
 
     def __call__(self, frames: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return run_model(self.inpainter, frames, (np.asarray(mask) != 0).astype(np.uint8), self.batch_size)
+        return self.inpainter.fill_batch(frames, (np.asarray(mask) != 0).astype(np.uint8), self.batch_size)
 
 
 class ClipModel:
@@ -176,7 +174,7 @@ def build_video_method(
             return VideoMethod(name, model, "clip model", note)
     if rest == DEFAULT_METHOD or rest.startswith(CKPT_PREFIX):
         method = build_method(spec, device, inference)
-        note = f"frame by frame, {describe_strategy(method.inpaint)}"
+        note = f"frame by frame, {method.inpaint.describe()}"
         return VideoMethod(method.name, FrameModel(method.inpaint, batch_size), "per-frame model", note)
     raise ConfigError(
         f"unknown method {spec!r} for video: use a video baseline ({', '.join(VIDEO_BASELINES)}), "

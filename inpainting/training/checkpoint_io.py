@@ -1,7 +1,7 @@
 """Crash-safe checkpoints: atomic writes, and a ``last.ckpt`` refreshed every N optimizer steps.
 
-Why not Lightning's own write: ``TorchCheckpointIO`` saves through ``_atomic_save`` (lightning 2.6,
-``lightning/fabric/utilities/cloud_io.py``), an fsspec transaction. For a local path fsspec writes the
+Why not Lightning's own write: ``TorchCheckpointIO`` saves through ``_atomic_save``
+(``lightning/fabric/utilities/cloud_io.py``), an fsspec transaction. For a local path fsspec writes the
 bytes to ``tempfile.mkstemp()`` in the *system* temp dir and then ``shutil.move``-s it over the target.
 That is an atomic rename only while ``$TMPDIR`` and the checkpoint folder share a filesystem; across
 filesystems (a tmpfs ``/tmp`` and a scratch disk, common on clusters) ``shutil.move`` falls back to
