@@ -11,8 +11,8 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import lightning as L
 import rich.syntax
 import rich.tree
 from hydra import compose, initialize_config_dir
@@ -21,7 +21,6 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException, InstantiationException, OverrideParseException
 from hydra.experimental.callback import Callback
 from hydra.utils import instantiate
-from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
@@ -29,6 +28,10 @@ from inpainting.errors import ConfigError, UserError
 from inpainting.inference.checkpoint import CheckpointError
 from inpainting.models.registry import UnsafeModelConfig
 from inpainting.resources import conf_dir
+
+if TYPE_CHECKING:  # Lightning is imported where it is used: predict/export/demo start without it
+    import lightning as L
+    from lightning.pytorch.loggers import Logger
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +65,11 @@ def instantiate_dict(cfg: DictConfig | None, kind: str) -> list:
 
 def instantiate_callbacks(cfg: DictConfig | None, has_logger: bool) -> list[L.Callback]:
     """Callbacks from config; LearningRateMonitor is dropped when no logger could receive it."""
+    from lightning.pytorch.callbacks import LearningRateMonitor
+
     callbacks = instantiate_dict(cfg, "callback")
     if not has_logger:
-        kept = [cb for cb in callbacks if not isinstance(cb, L.pytorch.callbacks.LearningRateMonitor)]
+        kept = [cb for cb in callbacks if not isinstance(cb, LearningRateMonitor)]
         if len(kept) != len(callbacks):
             log.info("No logger configured: LearningRateMonitor disabled")
         callbacks = kept

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from inpainting.export import export, export_onnx, export_torchscript, max_difference, trace_size
 from inpainting.inference import METADATA_KEY, ExportFormatError, Inpainter, PaddedGenerator, load_model
 from inpainting.inference.checkpoint import load_generator
-from inpainting.train import train
+from inpainting.inference.export import export, export_onnx, export_torchscript, max_difference, trace_size
+from inpainting.training.fit import train
 from tests.conftest import CONF_DIR
 from tests.test_inference import TINY_CONFIG, holes, photo, tiny_generator_file, tiny_net
 

@@ -14,7 +14,7 @@ from omegaconf import OmegaConf, open_dict
 from inpainting.errors import ConfigError
 from inpainting.inference.checkpoint import save_generator
 from inpainting.models.registry import build_network
-from inpainting.train import train
+from inpainting.training.fit import train
 from inpainting.training.init_weights import load_initial_weights
 
 TINY = {
