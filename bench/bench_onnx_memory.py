@@ -74,8 +74,8 @@ def run(threads: int = 2) -> list[dict[str, Any]]:
     sys.path.insert(0, str(HERE))
     from bench_predict import sa_unet_network
 
-    from inpainting.export import export_onnx
     from inpainting.inference.checkpoint import save_generator
+    from inpainting.inference.export import export_onnx
 
     net, config, weights = sa_unet_network()
     rows = []

@@ -77,8 +77,8 @@ def run(repeats: int = 3) -> list[dict]:
     import torch
 
     from inpainting.evaluation.baselines import get_baseline
-    from inpainting.export import export_onnx, export_torchscript
     from inpainting.inference import Inpainter, load_model
+    from inpainting.inference.export import export_onnx, export_torchscript
     from inpainting.inference.inpainter import from_module, hole_boxes
 
     net, config, weights = sa_unet_network()

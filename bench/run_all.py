@@ -22,6 +22,7 @@ BENCHES = {
     "predict": "Predict latency: sa_unet (PyTorch, TorchScript, ONNX Runtime) vs OpenCV Telea",
     "loader": "Data loading vs the training step",
     "ddp": "ddp_sim vs 1 process; bf16-mixed vs fp32",
+    "command_start": "Command start-up: `--help` and the heavy imports",
 }
 
 

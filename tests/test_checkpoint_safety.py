@@ -20,9 +20,9 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from inpainting.evaluation.methods import build_method
-from inpainting.export import export
 from inpainting.inference import load_model
 from inpainting.inference.checkpoint import CheckpointError, check_checkpoint, load_generator
+from inpainting.inference.export import export
 from inpainting.models.registry import GENERATORS, UnsafeModelConfig, build_network, check_model_config
 from inpainting.models.sa_unet import SAUNet
 from tests.conftest import run_cli

@@ -31,8 +31,8 @@ from hydra.utils import instantiate
 from torch import nn
 
 from inpainting.inference.checkpoint import CheckpointError, read_checkpoint
-from inpainting.train import train
 from inpainting.training.checkpoint_io import AtomicCheckpointIO, LastCheckpoint
+from inpainting.training.fit import train
 from tests.conftest import CONF_DIR, TINY_OVERRIDES, write_tiny_images
 
 REPO_ROOT = CONF_DIR.parent

@@ -10,8 +10,9 @@ from hydra.core.global_hydra import GlobalHydra
 
 gr = pytest.importorskip("gradio", reason="the demo needs gradio (pip install 'inpainting[demo]')")
 
-from inpainting.demo import DemoRunner, check_image, cli_aliases, create, editor_to_arrays  # noqa: E402
+from inpainting.demo import cli_aliases  # noqa: E402
 from inpainting.inference import Inpainter, checkpoint  # noqa: E402
+from inpainting.inference.demo_app import DemoRunner, check_image, create, editor_to_arrays  # noqa: E402
 from inpainting.inference.inpainter import from_module  # noqa: E402
 from tests.conftest import compose_config  # noqa: E402
 from tests.test_inference import photo, tiny_generator_file, tiny_net  # noqa: E402

@@ -14,8 +14,8 @@ from PIL import Image
 gr = pytest.importorskip("gradio", reason="the demo needs gradio (pip install 'inpainting[demo]')")
 gradio_client = pytest.importorskip("gradio_client")
 
-from inpainting.demo import DemoRunner, build_app, launch  # noqa: E402
 from inpainting.inference import Inpainter  # noqa: E402
+from inpainting.inference.demo_app import DemoRunner, build_app, launch  # noqa: E402
 from inpainting.inference.inpainter import from_module  # noqa: E402
 from tests.test_inference import photo, tiny_net  # noqa: E402
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from hydra.core.global_hydra import GlobalHydra
 
-from inpainting.evaluate import MissingWeightsError, run
+from inpainting.evaluation.runner import MissingWeightsError, run
 from inpainting.inference.checkpoint import CheckpointError
-from inpainting.train import train
+from inpainting.training.fit import train
 from tests.conftest import CONF_DIR, compose_config, write_tiny_images
 
 FAST = ["data=folder", "data.image_size=32", "masks_per_image=1", "mask_sets=[thick,area_10-20,area_30-40]"]

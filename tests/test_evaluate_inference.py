@@ -13,13 +13,13 @@ import torch
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from inpainting.evaluate import run
 from inpainting.evaluation.baselines import get_baseline
 from inpainting.evaluation.evaluator import BaselinePool, ProgressLog
 from inpainting.evaluation.inception import FIDInceptionV3
 from inpainting.evaluation.lpips import BACKBONE_FILES, backbone_features
 from inpainting.evaluation.mask_sets import mask_set
 from inpainting.evaluation.methods import build_method
+from inpainting.evaluation.runner import run
 from inpainting.evaluation.standard import INCEPTION_FILES, WEIGHTS_ENV
 from inpainting.inference import Inpainter, load_model
 from inpainting.inference.checkpoint import default_weights_path

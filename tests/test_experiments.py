@@ -6,7 +6,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from inpainting.train import train
+from inpainting.training.fit import train
 from inpainting.training.gan_module import GANInpaintingModule
 from inpainting.training.module import InpaintingModule
 

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from inpainting.export import export, export_onnx, export_torchscript, max_difference, trace_size
 from inpainting.inference import Inpainter, load_model
 from inpainting.inference.checkpoint import load_generator
+from inpainting.inference.export import export, export_onnx, export_torchscript, max_difference, trace_size
 from inpainting.inference.inpainter import METADATA_KEY, ExportFormatError, PaddedGenerator
-from inpainting.train import train
+from inpainting.training.fit import train
 from tests.conftest import CONF_DIR
 from tests.test_inference import TINY_CONFIG, holes, photo, tiny_generator_file, tiny_net
 

@@ -12,10 +12,10 @@ import torch
 from hydra.core.global_hydra import GlobalHydra
 
 from inpainting.errors import ConfigError
-from inpainting.evaluate import run
 from inpainting.evaluation.inception import FIDInceptionV3
 from inpainting.evaluation.metrics import FID_MIN_SAMPLES, VGG_FID_MIN_SAMPLES
 from inpainting.evaluation.report import protocol_markdown
+from inpainting.evaluation.runner import run
 from inpainting.evaluation.standard import INCEPTION_FILES, WEIGHTS_ENV
 from tests.conftest import compose_config
 

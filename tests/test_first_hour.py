@@ -24,7 +24,7 @@ from inpainting.data.images import ImageReadError, read_image_rgb
 from inpainting.errors import ConfigError, InputError, UserError
 from inpainting.inference.checkpoint import CheckpointError
 from inpainting.models.registry import UnsafeModelConfig
-from inpainting.train import quiet_known_warnings
+from inpainting.training.fit import quiet_known_warnings
 from inpainting.training.loggers import wandb_logger
 from inpainting.training.summary import LogIntervalFromData
 
@@ -180,7 +180,7 @@ def test_log_interval_follows_a_short_epoch():
 
 
 def test_a_run_prints_flops_and_no_stray_warnings(tiny_train_config, capsys):
-    from inpainting.train import train
+    from inpainting.training.fit import train
 
     cfg = tiny_train_config("callbacks=default", "trainer.log_every_n_steps=50", "test=true")
     with warnings.catch_warnings(record=True) as caught:

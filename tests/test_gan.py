@@ -25,7 +25,7 @@ from inpainting.losses.adversarial import (
 from inpainting.losses.recipe import RecipeLoss
 from inpainting.models.discriminators import PatchGAN, SNPatchGAN
 from inpainting.models.gated_ca import GatedCANet
-from inpainting.train import train
+from inpainting.training.fit import train
 from inpainting.training.gan_module import GANInpaintingModule
 
 # ------------------------------------------------------------------------------------------------ losses

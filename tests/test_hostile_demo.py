@@ -26,8 +26,8 @@ gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
-from inpainting.demo import DemoRunner, build_app, launch  # noqa: E402
 from inpainting.inference import Inpainter  # noqa: E402
+from inpainting.inference.demo_app import DemoRunner, build_app, launch  # noqa: E402
 from inpainting.inference.inpainter import from_module  # noqa: E402
 from tests.test_inference import photo, tiny_net  # noqa: E402
 
@@ -131,7 +131,7 @@ def editor_value(background: Path, layer: Path | None = None) -> dict:
 def test_api_refuses_a_huge_image_or_mask_from_its_header(client, tmp_path, huge, capfd, caplog):
     image, mask = write_pair(tmp_path)
     huge_png(image if huge == "image" else mask)
-    caplog.set_level(logging.WARNING, logger="inpainting.demo")
+    caplog.set_level(logging.WARNING, logger="inpainting.inference.demo_app")
     with pytest.raises(AppError) as refused:
         client.predict(handle_file(str(image)), handle_file(str(mask)), api_name="/inpaint")
     name = "image photo.png" if huge == "image" else "mask mask.png"

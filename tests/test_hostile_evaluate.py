@@ -17,9 +17,9 @@ from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
 from inpainting.errors import InputError
-from inpainting.evaluate import run
 from inpainting.evaluation import baselines
 from inpainting.evaluation.metrics import MAX_PSNR
+from inpainting.evaluation.runner import run
 from tests.conftest import CONF_DIR, compose_config
 
 SIZE = 32

@@ -22,9 +22,9 @@ import pytest
 import torch
 from torch import nn
 
-from inpainting.export import max_difference
 from inpainting.inference import Inpainter, load_model
 from inpainting.inference.checkpoint import CheckpointError, check_checkpoint, load_failure_reason
+from inpainting.inference.export import max_difference
 from inpainting.inference.inpainter import METADATA_KEY, PaddedGenerator
 from inpainting.models.gated_ca import GatedCANet
 from inpainting.models.pconv_unet import PConvUNet

@@ -12,7 +12,8 @@ from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
 from inpainting.data.images import ImageReadError, read_image_rgb, read_mask
-from inpainting.predict import OutputError, run
+from inpainting.data.predict_plan import OutputError
+from inpainting.inference.predict_runner import run
 from tests.conftest import compose_config, run_cli
 from tests.test_inference import holes, photo, tiny_generator_file
 from tests.test_predict import save, save_mask

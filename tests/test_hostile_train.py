@@ -26,8 +26,8 @@ from inpainting.data.datasets import InpaintingDataset
 from inpainting.data.masks import BoxMask
 from inpainting.errors import ConfigError
 from inpainting.inference.checkpoint import CheckpointError, save_generator
-from inpainting.train import train
 from inpainting.training.checkpoint_io import CheckpointWriteError
+from inpainting.training.fit import train
 from inpainting.training.guards import NonFiniteTrainingError
 from tests.conftest import TINY_OVERRIDES, run_cli, write_tiny_images
 

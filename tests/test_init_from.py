@@ -14,7 +14,7 @@ from omegaconf import OmegaConf, open_dict
 from inpainting.errors import ConfigError
 from inpainting.inference.checkpoint import save_generator
 from inpainting.models.registry import build_network
-from inpainting.train import train
+from inpainting.training.fit import train
 from inpainting.training.init_weights import load_initial_weights
 
 TINY = {
@@ -51,7 +51,9 @@ def test_an_image_model_initialises_the_video_model_key_for_key(tmp_path):
     video = build_network(
         {**TINY, "_target_": "inpainting.models.sa_unet_video.SAUNetVideo", "temporal": True}
     )
-    load_initial_weights(video, str(path))  # strict: only the video-only cross-frame biases are not in the file
+    load_initial_weights(
+        video, str(path)
+    )  # strict: only the video-only cross-frame biases are not in the file
     shared = {k: v for k, v in video.state_dict().items() if k in weights}
     assert _equal(shared, weights)
     assert all(k.endswith(video.video_only_parameters) for k in video.state_dict() if k not in weights)

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import subprocess
 import sys
+from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 import inpainting
 import inpainting.models
 
 TRAINING_STACK = ("lightning", "pytorch_lightning", "hydra", "omegaconf", "wandb")
+#: what predict, export, the demo and an evaluation of classical methods start without (seconds each to import)
+SLOW_TO_IMPORT = ("lightning", "pytorch_lightning", "wandb", "albumentations")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _imported_after(modules: list[str]) -> set[str]:
@@ -70,3 +77,53 @@ def test_importing_the_training_package_installs_no_warning_filter():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("command", ["predict", "export", "demo", "evaluate"])
+def test_commands_start_without_lightning_wandb_or_albumentations(command):
+    if command == "demo":
+        pytest.importorskip("gradio", reason="the demo needs gradio (pip install 'inpainting[demo]')")
+    loaded = _imported_after([f"inpainting.{command}"])
+    assert not loaded & set(SLOW_TO_IMPORT), (
+        f"inpainting.{command} imports {sorted(loaded & set(SLOW_TO_IMPORT))}"
+    )
+
+
+def test_evaluating_classical_methods_on_pairs_runs_without_lightning_or_wandb(tmp_path):
+    """The whole command, not only its import: pairs are read without the datamodule (albumentations still
+    resizes them: the evaluation transform is the datamodule's)."""
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    image = np.full((40, 48, 3), 120, np.uint8)
+    image[:, :24] = 30
+    mask = np.zeros((40, 48), np.uint8)
+    mask[10:20, 10:30] = 255
+    cv2.imwrite(str(pairs / "a.png"), image)
+    cv2.imwrite(str(pairs / "a_mask.png"), mask)
+    modules = tmp_path / "modules.txt"
+    argv = [
+        "inpainting.evaluate",
+        f"pairs_root={pairs}",
+        "methods=[telea]",
+        "image_size=32",
+        "vgg_weights=null",
+        "fid=false",
+        "lpips=false",
+        "workers=1",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    code = (
+        "import atexit, runpy, sys\n"
+        f"atexit.register(lambda: open({str(modules)!r}, 'w').write("
+        "' '.join(sorted({m.split('.')[0] for m in sys.modules}))))\n"
+        f"sys.argv = {argv!r}\n"
+        "runpy.run_module('inpainting.evaluate', run_name='__main__')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "offline", "TORCH_HOME": str(tmp_path / "th")}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert (tmp_path / "run" / "results.csv").is_file()
+    loaded = set(modules.read_text().split())
+    assert not loaded & {"lightning", "pytorch_lightning", "wandb"}, sorted(loaded & set(SLOW_TO_IMPORT))

@@ -162,7 +162,7 @@ def test_download_weights_option_reaches_the_loader(tmp_path, image_folder, hub,
     """Through the evaluate config: download_weights=false keeps the manual message, true fetches the file."""
     from hydra.core.global_hydra import GlobalHydra
 
-    from inpainting.evaluate import run
+    from inpainting.evaluation.runner import run
     from tests.conftest import compose_config
 
     server, file = served

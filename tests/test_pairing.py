@@ -9,8 +9,8 @@ from PIL import Image
 
 from inpainting.data.datasets import match_mask_files
 from inpainting.data.images import mask_owner_stem, split_images_and_masks
+from inpainting.data.predict_plan import plan_folder
 from inpainting.evaluation.mask_sets import read_image_mask_pairs
-from inpainting.predict import plan_folder
 
 IMAGES = ["scan.png", "scan_mask_v2.png", "photo.jpg", "a/b.png"]
 MASKS = {  # mask file -> the image it belongs to

@@ -11,7 +11,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from inpainting.train import train
+from inpainting.training.fit import train
 from inpainting.training.speed import SpeedOptions
 
 

@@ -12,8 +12,9 @@ from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
 from inpainting.data.images import read_image_rgb
+from inpainting.data.predict_plan import OutputError
 from inpainting.inference import checkpoint
-from inpainting.predict import OutputError, run
+from inpainting.inference.predict_runner import run
 from tests.conftest import CONF_DIR, compose_config
 from tests.test_inference import holes, photo, tiny_generator_file
 

@@ -10,7 +10,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
-from inpainting.train import train
+from inpainting.training.fit import train
 from tests.conftest import CONF_DIR, TINY_OVERRIDES, run_cli, write_tiny_images
 
 REPO_ROOT = CONF_DIR.parent

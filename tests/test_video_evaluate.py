@@ -14,7 +14,7 @@ import torch
 from hydra.core.global_hydra import GlobalHydra
 
 from inpainting.errors import ConfigError
-from inpainting.evaluate import run
+from inpainting.evaluation.runner import run
 from inpainting.evaluation.video_evaluator import EvalClip, VideoMethod, evaluate_clips
 from inpainting.evaluation.video_mask_sets import video_mask_set
 from inpainting.evaluation.video_metrics import truth_flows, warp_error

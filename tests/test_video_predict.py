@@ -15,8 +15,9 @@ import inpainting.inference.video as V
 from inpainting.data.images import read_image_rgb
 from inpainting.data.video import VideoFrames, frame_files, open_video, probe_video
 from inpainting.inference.checkpoint import save_generator
+from inpainting.inference.predict_runner import run
 from inpainting.models.sa_unet_video import SAUNetVideo
-from inpainting.predict import alias_mask_argument, run
+from inpainting.predict import alias_mask_argument
 from tests.conftest import CONF_DIR, compose_config, run_cli
 from tests.test_inference import tiny_generator_file
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
-import lightning as L
 from hydra.utils import instantiate
-from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
 from inpainting.errors import ConfigError
+
+if TYPE_CHECKING:  # Lightning is imported where it is used: predict/export/demo start without it
+    import lightning as L
+    from lightning.pytorch.loggers import Logger
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +33,11 @@ def instantiate_dict(cfg: DictConfig | None, kind: str) -> list:
 
 def instantiate_callbacks(cfg: DictConfig | None, has_logger: bool) -> list[L.Callback]:
     """Callbacks from config; LearningRateMonitor is dropped when no logger could receive it."""
+    from lightning.pytorch.callbacks import LearningRateMonitor
+
     callbacks = instantiate_dict(cfg, "callback")
     if not has_logger:
-        kept = [cb for cb in callbacks if not isinstance(cb, L.pytorch.callbacks.LearningRateMonitor)]
+        kept = [cb for cb in callbacks if not isinstance(cb, LearningRateMonitor)]
         if len(kept) != len(callbacks):
             log.info("No logger configured: LearningRateMonitor disabled")
         callbacks = kept

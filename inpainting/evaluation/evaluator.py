@@ -29,7 +29,6 @@ import torch
 from torch import Tensor
 
 from inpainting.data.images import ImageReadError, check_mask_size, read_image_rgb, read_mask
-from inpainting.data.transforms import eval_transform
 from inpainting.errors import ConfigError, InputError
 from inpainting.evaluation.baselines import OpenCVInpaint
 from inpainting.evaluation.mask_sets import mask_set
@@ -100,6 +99,8 @@ def display_names(paths: Sequence[Path], root: Path | None = None) -> list[str]:
 def load_images(paths: Sequence[Path], image_size: int) -> list[EvalImage]:
     """Read and centre-crop images to ``image_size`` (the validation transform); unreadable files are skipped."""
     check_eval_size(image_size)
+    from inpainting.data.transforms import eval_transform  # albumentations: only when images are read
+
     transform = eval_transform(image_size)
     images = []
     for path, name in zip(paths, display_names(paths), strict=True):
@@ -138,6 +139,8 @@ def load_pairs(
     folders never share a row name. Images too elongated to resize (:func:`resize_problem`) are skipped, logged.
     """
     check_eval_size(image_size)
+    from inpainting.data.transforms import eval_transform  # albumentations: only when images are read
+
     transform = eval_transform(image_size)
     images = []
     names = display_names([mask for _, mask in pairs], root)

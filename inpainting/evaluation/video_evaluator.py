@@ -59,9 +59,15 @@ from inpainting.evaluation.report import _table, paired_table, write_csv
 from inpainting.evaluation.video_baselines import VIDEO_BASELINES, get_video_baseline
 from inpainting.evaluation.video_mask_sets import video_mask_set
 from inpainting.evaluation.video_metrics import clip_ssim, hole_psnr, truth_flows, warp_error
-from inpainting.inference.inpainter import Inpainter, pad_multiple, to_model_input, to_uint8
 from inpainting.inference.checkpoint import load_generator, resolve_weights
-from inpainting.inference.inpainter import _resolve_device, detect_kind
+from inpainting.inference.inpainter import (
+    Inpainter,
+    _resolve_device,
+    detect_kind,
+    pad_multiple,
+    to_model_input,
+    to_uint8,
+)
 from inpainting.models.sa_unet_video import SAUNetVideo
 from inpainting.resources import conf_dir
 

@@ -1,0 +1,98 @@
+"""What ``python -m inpainting.train`` runs: instantiate what the config names, fit, test, return the metrics.
+
+Everything built here is named by a config ``_target_`` (lightning-hydra-template's shape); no model logic lives
+here. The run's folder and resume rules are :mod:`inpainting.training.resume`, metrics.csv across a resume is
+:mod:`inpainting.training.csv_rows`.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Any
+
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from inpainting.cli.instantiate import instantiate_callbacks, instantiate_loggers
+from inpainting.data.datasets import NoReadableImagesError
+from inpainting.training.callbacks import RunConfigInCheckpoints
+from inpainting.training.csv_rows import keep_csv_rows, reload_csv_columns
+from inpainting.training.guards import FiniteWeightsGuard, SafeResumeState, check_learning_rates
+from inpainting.training.init_weights import load_initial_weights
+from inpainting.training.resume import best_of_this_run, prepare_resume, refuse_another_runs_dir
+
+log = logging.getLogger(__name__)
+
+
+def quiet_known_warnings() -> None:
+    """Lightning builds a ``torch.utils._pytree.LeafSpec()`` in every CombinedLoader, which newer torch deprecates
+    with a FutureWarning printed on every fit and test. The code is Lightning's, not ours: silence exactly that
+    message from exactly that module until a Lightning release uses ``treespec_leaf()``."""
+    warnings.filterwarnings(
+        "ignore",
+        message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+        category=FutureWarning,
+        module=r"lightning\.pytorch\.utilities\._pytree",
+    )
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Train (and optionally test) the model the config describes; return the logged metrics."""
+    check_learning_rates(cfg)
+    refuse_another_runs_dir(cfg)
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+    prepare_resume(cfg)
+
+    log.info("Instantiating datamodule <%s>", cfg.data._target_)
+    datamodule: L.LightningDataModule = instantiate(cfg.data)
+    log.info("Instantiating module <%s> with net <%s>", cfg.module._target_, cfg.model._target_)
+    module: L.LightningModule = instantiate(cfg.module)
+    if cfg.get("init_from") and not cfg.get("ckpt_path"):  # resume restores its own weights
+        load_initial_weights(module.net, str(cfg.init_from), strict=bool(cfg.get("init_strict", True)))
+        if getattr(module, "net_ema", None) is not None:  # the EMA copy starts from the same weights
+            module.net_ema.module.load_state_dict(module.net.state_dict())
+
+    loggers = instantiate_loggers(cfg.get("logger"))
+    callbacks = instantiate_callbacks(cfg.get("callbacks"), has_logger=bool(loggers))
+    # every checkpoint carries the run's config as plain data: what export/predict/evaluate rebuild the net from
+    callbacks.append(RunConfigInCheckpoints(OmegaConf.to_container(cfg, resolve=True)))
+    # a resumed checkpoint restores no file path outside this run's checkpoint dir; NaN/inf weights stop the run
+    callbacks += [SafeResumeState(), FiniteWeightsGuard()]
+    log.info("Instantiating trainer <%s>", cfg.trainer._target_)
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+    keep_csv_rows(trainer)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    with warnings.catch_warnings():  # for this run only, not for whoever imported the package
+        quiet_known_warnings()
+        try:
+            if cfg.get("train", True):
+                trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+                reload_csv_columns(trainer)
+            metrics: dict[str, Any] = dict(trainer.callback_metrics)
+            if cfg.get("test"):
+                try:
+                    trainer.test(
+                        module, datamodule=datamodule, ckpt_path=best_of_this_run(trainer), weights_only=True
+                    )
+                    metrics.update(trainer.callback_metrics)
+                except NoReadableImagesError:
+                    log.warning(
+                        "test skipped: no image of the test split could be read (each is named above)"
+                    )
+        finally:
+            finish_wandb(trainer)
+    return {k: float(v) for k, v in metrics.items()}
+
+
+def finish_wandb(trainer: L.Trainer) -> None:
+    """Close the wandb run so the next Hydra multirun job starts its own (wandb keeps one per process)."""
+    if any(type(logger).__name__ == "WandbLogger" for logger in trainer.loggers):
+        import wandb
+
+        wandb.finish()
