@@ -54,6 +54,15 @@ def _choice(name: str) -> str | None:
     return str(choice) if choice is not None else None
 
 
+def run_dir(cfg: DictConfig) -> Path | None:
+    """This run's dir, or None for a command that makes none (conf/hydra/no_run_dir.yaml: predict, export)."""
+    if "paths" not in cfg:
+        return None
+    if HydraConfig.initialized() and HydraConfig.get().output_subdir is None:
+        return None
+    return Path(cfg.paths.output_dir)
+
+
 def run_header(cfg: DictConfig) -> list[str]:
     """A few lines that say what this run does and where it writes, instead of the whole config tree."""
     lines = [f"task     {cfg.get('task_name', '?')}"]
@@ -75,17 +84,20 @@ def run_header(cfg: DictConfig) -> list[str]:
         lines.append(f"data     {_choice('data') or '?'}: {root}  {size}  {batch}".rstrip())
     if _choice("experiment"):
         lines.append(f"recipe   experiment={_choice('experiment')}")
-    if "paths" in cfg:
-        lines.append(f"run dir  {cfg.paths.output_dir}")
+    if run_dir(cfg) is not None:
+        lines.append(f"run dir  {run_dir(cfg)}")
+    elif cfg.get("output"):  # no run dir: where the result goes (without output=, the last line says)
+        lines.append(f"output   {cfg.output}")
     return lines
 
 
 def print_run_header(cfg: DictConfig) -> None:
-    """Log :func:`run_header` and save the full tree to ``<run dir>/config_tree.log`` (``verbose=true`` prints it)."""
-    save_to = Path(cfg.paths.output_dir) / "config_tree.log" if "paths" in cfg else None
+    """Log :func:`run_header` and save the full tree to ``<run dir>/config_tree.log`` (``verbose=true`` prints it;
+    every entry config that prints a header has the key). A command without a run dir saves nothing."""
+    folder = run_dir(cfg)
+    save_to = folder / "config_tree.log" if folder is not None else None
     print_config_tree(cfg, save_to=save_to, show=bool(cfg.get("verbose", False)))
     for line in run_header(cfg):
         log.info(line)
     if save_to is not None and not cfg.get("verbose", False):
-        flag = "verbose=true" if "verbose" in cfg else "+verbose=true"
-        log.info("config   %s (%s prints it)", save_to, flag)
+        log.info("config   %s (verbose=true prints it)", save_to)

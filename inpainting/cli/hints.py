@@ -48,9 +48,9 @@ def unknown_key_hint(config_name: str, overrides: Sequence[str]) -> str | None:
             return None
         close = difflib.get_close_matches(leaf, [str(k) for k in parent], n=3, cutoff=0.6)
         where = f"`{parent_path}`" if parent_path else "the top level"
-        hint = f"did you mean {' or '.join(f'`{c}`' for c in close)}? " if close else ""
+        hint = f"; did you mean {' or '.join(f'`{c}`' for c in close)}?" if close else ""
         return (
-            f"Could not override '{key}': {where} has no key `{leaf}`; {hint}"
+            f"Could not override '{key}': {where} has no key `{leaf}`{hint} "
             f"(keys there: {', '.join(sorted(map(str, parent)))}; to add a new key use +{key}=...)"
         )
 
