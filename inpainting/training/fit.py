@@ -34,6 +34,23 @@ log = logging.getLogger(__name__)
 DATA_FOLDER_KEYS = ("root", "train_root", "val_root", "test_root", "photo_root")
 
 
+#: the logger of Lightning's ``rank_zero_info`` (the "GPU available" lines, and its advertising tips)
+LIGHTNING_INFO_LOGGER = "lightning.pytorch.utilities.rank_zero"
+
+
+def drop_lightning_tips(record: logging.LogRecord) -> bool:
+    """Logging filter: False for Lightning's "💡 Tip: ... try installing litlogger / litmodels" lines (an
+    advertisement on every fit, with no option to turn it off), True for everything else it logs."""
+    return not str(record.msg).startswith("💡 Tip:")
+
+
+def quiet_lightning_tips() -> None:
+    """Install :func:`drop_lightning_tips` (once) before a Trainer is built: the Trainer logs the first tip."""
+    logger = logging.getLogger(LIGHTNING_INFO_LOGGER)
+    if drop_lightning_tips not in logger.filters:
+        logger.addFilter(drop_lightning_tips)
+
+
 def quiet_known_warnings() -> None:
     """Lightning builds a ``torch.utils._pytree.LeafSpec()`` in every CombinedLoader, which newer torch deprecates
     with a FutureWarning printed on every fit and test. The code is Lightning's, not ours: silence exactly that
@@ -97,6 +114,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if not is_terminal() and not any(isinstance(cb, ProgressBar) for cb in callbacks):
         extra["enable_progress_bar"] = False  # Lightning's default tqdm bar would fill a batch job's log
     log.info("Instantiating trainer <%s>", cfg.trainer._target_)
+    quiet_lightning_tips()
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **extra)
 
     keep_csv_rows(trainer)

@@ -83,7 +83,8 @@ class InpaintingModule(L.LightningModule):
         stop with a clear message once ``max_nonfinite_steps`` happen in a row."""
         self.nonfinite_in_a_row += 1
         self.nonfinite_total += 1
-        bad = {k: float(v) for k, v in terms.items() if not torch.isfinite(v)}
+        # detached: the loss terms carry the graph, and float() of such a tensor warns (requires_grad)
+        bad = {k: float(v.detach()) for k, v in terms.items() if not torch.isfinite(v)}
         log.warning(
             "non-finite loss at step %d (%s): step skipped (%d in a row, %d in total)",
             self.global_step,
