@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from inpainting.data.images import (
     IMAGE_EXTENSIONS,
@@ -34,12 +33,15 @@ from inpainting.data.predict_plan import (
 )
 from inpainting.errors import ConfigError, InputError
 from inpainting.inference.inpainter import Inpainter, load_model
-from inpainting.inference.video import is_video_input, predict_video_from_config
+from inpainting.inference.video import FrameProgress, is_video_input, predict_video_from_config
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
 log = logging.getLogger(__name__)
+
+#: outside a terminal, a progress line every this many images of a folder
+LOG_EVERY = 20
 
 LOSSY = (".jpg", ".jpeg", ".webp")
 
@@ -85,13 +87,12 @@ def predict_jobs(
     """Run every job; a bad input is recorded in ``failed`` and the rest goes on (a write error stops).
 
     ``keep_going=False`` (one input file): a bad input raises :class:`InputError` at once, reported once by the
-    caller instead of logged here and again there."""
+    caller instead of logged here and again there. ``progress``: a bar in a terminal, elsewhere a log line every
+    :data:`LOG_EVERY` images (one input: no progress at all)."""
     result = PredictResult()
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, disable=not progress, transient=False) as bar:
-        task = bar.add_task("inpainting", total=len(jobs))
+    bar = FrameProgress(len(jobs), progress and len(jobs) > 1, every=LOG_EVERY, unit="image")
+    try:
         for job in jobs:
-            bar.update(task, description=f"inpainting {job.image.name}")
             try:
                 image, mask = read_pair(job, threshold, invert)
                 if mask.any():
@@ -116,7 +117,9 @@ def predict_jobs(
             else:
                 write_image(filled, job.output, overwrite)
                 result.written.append(job.output)
-            bar.advance(task)
+            bar.advance()
+    finally:
+        bar.close()
     return result
 
 

@@ -603,18 +603,20 @@ def _clock(seconds: float) -> str:
 
 
 class FrameProgress:
-    """A rich progress bar with time left in a terminal; elsewhere a log line every ``every`` frames."""
+    """A rich progress bar with time left in a terminal; elsewhere (a batch job's log, a pipe) a log line every
+    ``every`` items. ``unit`` names the items: frames of a video, images of a predict folder."""
 
-    def __init__(self, total: int, enabled: bool = True, every: int = 100) -> None:
+    def __init__(self, total: int, enabled: bool = True, every: int = 100, unit: str = "frame") -> None:
         self.total, self.every, self.done, self.start = total, every, 0, time.perf_counter()
+        self.unit = unit
         self.bar = None
         if enabled and sys.stderr.isatty():
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self.bar = Progress(
-                TextColumn("inpainting frames"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
+                TextColumn(f"inpainting {unit}s"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
             )
-            self.task = self.bar.add_task("frames", total=total)
+            self.task = self.bar.add_task(f"{unit}s", total=total)
             self.bar.start()
         self.log = enabled and self.bar is None
 
@@ -626,11 +628,13 @@ class FrameProgress:
             rate = self.done / max(time.perf_counter() - self.start, 1e-9)
             eta = (self.total - self.done) / rate if rate > 0 else math.inf
             log.info(
-                "frame %d/%d (%.0f%%), %.1f frames/s, %s left",
+                "%s %d/%d (%.0f%%), %.1f %ss/s, %s left",
+                self.unit,
                 self.done,
                 self.total,
                 100 * self.done / max(self.total, 1),
                 rate,
+                self.unit,
                 _clock(eta),
             )
 

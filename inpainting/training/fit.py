@@ -9,21 +9,29 @@ from __future__ import annotations
 
 import logging
 import warnings
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from inpainting.cli.instantiate import instantiate_callbacks, instantiate_loggers
 from inpainting.data.datasets import NoReadableImagesError
+from inpainting.data.images import NoImagesFoundError, list_images
+from inpainting.errors import ConfigError
 from inpainting.training.callbacks import RunConfigInCheckpoints
 from inpainting.training.csv_rows import keep_csv_rows, reload_csv_columns
 from inpainting.training.guards import FiniteWeightsGuard, SafeResumeState, check_learning_rates
 from inpainting.training.init_weights import load_initial_weights
+from inpainting.training.progress import is_terminal
 from inpainting.training.resume import best_of_this_run, prepare_resume, refuse_another_runs_dir
 
 log = logging.getLogger(__name__)
+
+#: the data options that name a folder of the training data (``photo_root``: stills for synthetic video motion)
+DATA_FOLDER_KEYS = ("root", "train_root", "val_root", "test_root", "photo_root")
 
 
 def quiet_known_warnings() -> None:
@@ -38,8 +46,32 @@ def quiet_known_warnings() -> None:
     )
 
 
+def check_data_folders(data: DictConfig) -> None:
+    """Refuse a data folder that does not exist (or, for image data, holds no image) before the model, Trainer
+    and loggers start: otherwise the run fails minutes later, after wandb has opened a run that never trained.
+
+    ``root`` of the embedded sample (``sample=true``) is filled by the datamodule itself, so it may be missing.
+    A video datamodule's ``root`` holds videos, so only its existence is checked.
+    """
+    images = str(data.get("_target_", "")).endswith(".InpaintingDataModule")
+    for key in DATA_FOLDER_KEYS:
+        value = data.get(key)
+        if value is None or (key == "root" and data.get("sample")):
+            continue
+        folder = Path(str(value)).expanduser()
+        if not folder.is_dir():
+            what = "is a file, not a folder" if folder.exists() else "does not exist"
+            raise ConfigError(f"data.{key}={value}: {what}; give data.{key}=<a folder of images>")
+        if images or key == "photo_root":
+            try:
+                list_images(folder, recursive=bool(data.get("recursive", True)))
+            except NoImagesFoundError as error:
+                raise ConfigError(f"data.{key}={value}: {error}") from None
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train (and optionally test) the model the config describes; return the logged metrics."""
+    check_data_folders(cfg.data)
     check_learning_rates(cfg)
     refuse_another_runs_dir(cfg)
     if cfg.get("seed") is not None:
@@ -61,8 +93,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     callbacks.append(RunConfigInCheckpoints(OmegaConf.to_container(cfg, resolve=True)))
     # a resumed checkpoint restores no file path outside this run's checkpoint dir; NaN/inf weights stop the run
     callbacks += [SafeResumeState(), FiniteWeightsGuard()]
+    extra: dict[str, Any] = {}
+    if not is_terminal() and not any(isinstance(cb, ProgressBar) for cb in callbacks):
+        extra["enable_progress_bar"] = False  # Lightning's default tqdm bar would fill a batch job's log
     log.info("Instantiating trainer <%s>", cfg.trainer._target_)
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **extra)
 
     keep_csv_rows(trainer)
     for logger in trainer.loggers:
