@@ -16,6 +16,12 @@ Turns a training checkpoint (or a generator file) into something that ships:
 
 Exported TorchScript/ONNX files carry a JSON header (format, version, model config, padding multiple), so
 ``predict`` recognises them and refuses files of another format version with a clear message.
+
+A video network (:class:`~inpainting.models.sa_unet_video.SAUNetVideo`) exports the same way on ``B x T x 3 x H x W``
+clips: batch, height and width stay dynamic, ``T`` is fixed to the clip length the checkpoint records (its
+``data.clip_length``, a generator file's ``metadata.clip_length``; else 5) because the cross-frame position bias is
+built for ``T`` frames. The header's ``frames`` holds that ``T`` (and ``metadata.clip_length`` the same), which is
+how streaming video predict knows the window it must use.
 """
 
 from __future__ import annotations
@@ -79,26 +85,51 @@ def trace_size(net: nn.Module) -> tuple[int, int]:
     return 5 * multiple - 3, 11 * multiple - 5  # odd sizes that pad up to 5M x 11M
 
 
-def example_inputs(batch: int, height: int, width: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """A masked image and mask in the generator contract (random, for tracing and parity checks)."""
+def example_inputs(
+    batch: int, height: int, width: int, seed: int = 0, frames: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A masked image and mask in the generator contract (random, for tracing and parity checks); ``frames``:
+    a ``batch x frames x C x H x W`` clip for a video network."""
     g = torch.Generator().manual_seed(seed)
-    image = torch.rand(batch, 3, height, width, generator=g) * 2 - 1
-    mask = (torch.rand(batch, 1, height, width, generator=g) > 0.7).float()
+    lead = (batch,) if frames is None else (batch, frames)
+    image = torch.rand(*lead, 3, height, width, generator=g) * 2 - 1
+    mask = (torch.rand(*lead, 1, height, width, generator=g) > 0.7).float()
     return image * (1 - mask), mask
 
 
-def header(kind: str, model_config: dict[str, Any], multiple: int, metadata: dict[str, Any]) -> str:
+def clip_frames(net: nn.Module, config: dict[str, Any]) -> int | None:
+    """``T`` an export of a video network is fixed to (the clip length ``config`` records, else 5); None for an
+    image network."""
+    from inpainting.inference.video import DEFAULT_WINDOW, is_video_network, recorded_clip_length
+
+    if not is_video_network(net):
+        return None
+    return recorded_clip_length(config) or DEFAULT_WINDOW
+
+
+def header(
+    kind: str,
+    model_config: dict[str, Any],
+    multiple: int,
+    metadata: dict[str, Any],
+    frames: int | None = None,
+) -> str:
     """The JSON header stored inside exported files (see inpainting.inference.check_export_header)."""
-    return json.dumps(
-        {
-            "format": EXPORT_FORMATS[kind],
-            "version": EXPORT_VERSION,
-            "model": model_config,
-            "pad_multiple": multiple,
-            "inputs": "masked_image N x 3 x H x W in [-1, 1] (holes zeroed), mask N x 1 x H x W (1 = missing)",
-            "metadata": metadata,
-        }
-    )
+    fields: dict[str, Any] = {
+        "format": EXPORT_FORMATS[kind],
+        "version": EXPORT_VERSION,
+        "model": model_config,
+        "pad_multiple": multiple,
+        "inputs": "masked_image N x 3 x H x W in [-1, 1] (holes zeroed), mask N x 1 x H x W (1 = missing)",
+        "metadata": metadata,
+    }
+    if frames is not None:
+        fields["inputs"] = (
+            f"masked_image N x {frames} x 3 x H x W in [-1, 1] (holes zeroed), mask N x {frames} x 1 x H x W "
+            "(1 = missing)"
+        )
+        fields["frames"] = frames
+    return json.dumps(fields)
 
 
 @contextlib.contextmanager
@@ -116,8 +147,9 @@ def _atomic_path(path: Path) -> Iterator[Path]:
             os.unlink(tmp)
 
 
-def max_difference(reference: nn.Module, model: Any, sizes=CHECK_SIZES) -> float:
-    """Largest |eager - exported| over random inputs at ``sizes`` (NumPy in, NumPy out for ``model``).
+def max_difference(reference: nn.Module, model: Any, sizes=CHECK_SIZES, frames: int | None = None) -> float:
+    """Largest |eager - exported| over random inputs at ``sizes`` (NumPy in, NumPy out for ``model``);
+    ``frames``: clips of that many frames (a video network).
 
     NaN-aware: a NaN or infinity on either side makes the result NaN (Python's ``max`` would drop a NaN, and
     NumPy's ``max`` of a NaN-free but infinite difference is inf), which no tolerance accepts.
@@ -125,7 +157,7 @@ def max_difference(reference: nn.Module, model: Any, sizes=CHECK_SIZES) -> float
     worst = 0.0
     with torch.inference_mode():
         for i, (height, width) in enumerate(sizes):
-            masked, mask = example_inputs(1, height, width, seed=i + 1)
+            masked, mask = example_inputs(1, height, width, seed=i + 1, frames=frames)
             expected = reference(masked, mask).numpy()
             got = model(masked.numpy(), mask.numpy())
             if got.shape != expected.shape:
@@ -137,11 +169,13 @@ def max_difference(reference: nn.Module, model: Any, sizes=CHECK_SIZES) -> float
     return worst
 
 
-def _check_parity(reference: nn.Module, path: Path, tolerance: float, name: str | None = None) -> float:
+def _check_parity(
+    reference: nn.Module, path: Path, tolerance: float, name: str | None = None, frames: int | None = None
+) -> float:
     """Refuse an export that differs from eager PyTorch (or is not finite); ``path`` is a file we just wrote."""
     name = name or path.name
     # the raw runner: LoadedModel itself refuses a non-finite output, with the temporary file's name
-    diff = max_difference(reference, load_model(path, trust_code=True).run)
+    diff = max_difference(reference, load_model(path, trust_code=True).run, frames=frames)
     if not diff <= tolerance:  # False for NaN too
         what = (
             "NaN or infinite outputs" if np.isnan(diff) else f"a difference of {diff:.3g} (> {tolerance:g})"
@@ -154,19 +188,27 @@ def _check_parity(reference: nn.Module, path: Path, tolerance: float, name: str 
 
 
 def export_torchscript(
-    net: nn.Module, model_config: dict[str, Any], path: str | Path, metadata: dict[str, Any] | None = None
+    net: nn.Module,
+    model_config: dict[str, Any],
+    path: str | Path,
+    metadata: dict[str, Any] | None = None,
+    frames: int | None = None,
 ) -> Path:
-    """Trace the padded generator and save it with its header; verified at sizes other than the trace size."""
+    """Trace the padded generator and save it with its header; verified at sizes other than the trace size.
+
+    ``frames``: a video network's clip length (None: the one ``metadata`` records, else 5), fixed in the trace."""
     path = Path(path)
+    frames = frames or clip_frames(net, {"metadata": metadata or {}})
     padded = PaddedGenerator(net.eval()).eval()
     with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
         # tracing warns about every Python bool taken from a shape: intended here, see trace_size
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(padded, example_inputs(1, *trace_size(net)), check_trace=False)
-    extra = {METADATA_KEY: header("torchscript", model_config, padded.multiple, metadata or {})}
+        inputs = example_inputs(1, *trace_size(net), frames=frames)
+        traced = torch.jit.trace(padded, inputs, check_trace=False)
+    extra = {METADATA_KEY: header("torchscript", model_config, padded.multiple, metadata or {}, frames)}
     with _atomic_path(path) as tmp:
         torch.jit.save(traced, str(tmp), _extra_files=extra)
-        _check_parity(padded, tmp, PARITY_TOLERANCE, str(path))  # checked before it replaces ``path``
+        _check_parity(padded, tmp, PARITY_TOLERANCE, str(path), frames)  # checked before it replaces ``path``
     return path
 
 
@@ -177,9 +219,11 @@ def export_onnx(
     metadata: dict[str, Any] | None = None,
     check: bool = True,
     score_budget: int = EXPORT_SCORE_BUDGET,
+    frames: int | None = None,
 ) -> Path:
     """Export with dynamic batch/height/width (dynamo exporter, opset 18), one file; checked with onnxruntime.
 
+    ``frames``: a video network's clip length (None: the one ``metadata`` records, else 5), fixed in the graph.
     ``score_budget``: most attention scores (batch x heads x query rows x keys) global attention holds at once;
     0 exports plain MatMul + Softmax over the whole score matrix (the previous export, kept for comparison).
     """
@@ -189,11 +233,13 @@ def export_onnx(
     from inpainting.models.attention_onnx import onnx_translations
 
     path = Path(path)
+    frames = frames or clip_frames(net, {"metadata": metadata or {}})
     padded = PaddedGenerator(net.eval()).eval()
     # batch 2 in the example: torch.export specialises dimensions of size 1
-    inputs = example_inputs(2, *trace_size(net))
+    inputs = example_inputs(2, *trace_size(net), frames=frames)
     # Dim.DYNAMIC, not named Dims: export infers the relations itself (named Dims fail for the no-attention net)
-    dims = {0: Dim.DYNAMIC, 2: Dim.DYNAMIC, 3: Dim.DYNAMIC}
+    rank = 4 if frames is None else 5
+    dims = {0: Dim.DYNAMIC, rank - 2: Dim.DYNAMIC, rank - 1: Dim.DYNAMIC}
     with (
         _atomic_path(path) as tmp,
         warnings.catch_warnings(),
@@ -216,7 +262,10 @@ def export_onnx(
         )
         proto = onnx.load(str(tmp))
         entry = proto.metadata_props.add()
-        entry.key, entry.value = METADATA_KEY, header("onnx", model_config, padded.multiple, metadata or {})
+        entry.key, entry.value = (
+            METADATA_KEY,
+            header("onnx", model_config, padded.multiple, metadata or {}, frames),
+        )
         onnx.save(proto, str(tmp))
         if check:  # before it replaces ``path``: a failed check leaves no file behind
             try:
@@ -224,7 +273,7 @@ def export_onnx(
             except ImportError:
                 log.warning("onnxruntime is not installed: %s was not checked against PyTorch", path)
             else:
-                _check_parity(padded, tmp, PARITY_TOLERANCE, str(path))
+                _check_parity(padded, tmp, PARITY_TOLERANCE, str(path), frames)
     return path
 
 
@@ -250,6 +299,9 @@ def export(ckpt_path: str | Path, fmt: str, output: str | Path | None = None) ->
     ckpt_path = Path(ckpt_path)
     net, config = load_generator(ckpt_path)
     metadata = {**source_metadata(ckpt_path), "weights": config["weights"]}  # "ema" | "raw"
+    frames = clip_frames(net, config)
+    if frames is not None:  # a video network: the clip length travels with every format
+        metadata["clip_length"] = frames
     out = Path(output) if output else ckpt_path.with_suffix(SUFFIXES[fmt])
     if out.resolve() == ckpt_path.resolve():
         raise ConfigError(f"output={out} would overwrite the checkpoint it is exported from")
@@ -260,9 +312,9 @@ def export(ckpt_path: str | Path, fmt: str, output: str | Path | None = None) ->
         if fmt == "generator":
             save_generator(net, model_config, out, metadata)
         elif fmt == "torchscript":
-            export_torchscript(net, model_config, out, metadata)
+            export_torchscript(net, model_config, out, metadata, frames)
         else:
-            export_onnx(net, model_config, out, metadata)
+            export_onnx(net, model_config, out, metadata, frames=frames)
     except CheckpointError as error:  # the parity check: name the source too
         raise CheckpointError(f"ckpt_path={ckpt_path}: {error}") from None
     log.info("wrote %s (%s, %.1f MB)", out, fmt, out.stat().st_size / 1e6)

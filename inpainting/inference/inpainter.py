@@ -6,7 +6,8 @@ Plain module (no Hydra, no Lightning): ``predict``, the demo, the notebook and t
   an ``.onnx`` file or, only with ``trust_code=True``, a TorchScript file (code: loading it runs its
   ``__setstate__``, every image its ``forward``), and returns a :class:`LoadedModel`, one callable for all of them:
   ``model(masked_image, mask) -> output``, float32 NumPy arrays ``N x 3 x H x W`` / ``N x 1 x H x W`` in the
-  generator contract (image in [-1, 1], holes zeroed, mask 1 = missing), any H x W.
+  generator contract (image in [-1, 1], holes zeroed, mask 1 = missing), any H x W. An exported video network
+  takes ``N x T x 3 x H x W`` / ``N x T x 1 x H x W`` clips of the ``T`` its header records (:attr:`LoadedModel.frames`).
 * :class:`PaddedGenerator` pads every input to :func:`pad_multiple` (the network's downsampling times the
   key/value pooling of its global attention; the border is presented as a hole, as the network itself pads)
   and crops back. Exported files contain it, and eager PyTorch runs through it too, so every backend computes
@@ -104,7 +105,7 @@ class PaddedGenerator(nn.Module):
         # Always pad (by 0 when aligned): no shape-dependent branch, so a trace or export stays valid at any size.
         masked_image = F.pad(masked_image, (0, pad_w, 0, pad_h))
         mask = F.pad(mask, (0, pad_w, 0, pad_h), value=1.0)
-        return self.net(masked_image, mask)[:, :, :height, :width]
+        return self.net(masked_image, mask)[..., :height, :width]  # 4-D images or 5-D clips
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -121,7 +122,19 @@ class LoadedModel:
     path: Path | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def frames(self) -> int | None:
+        """``T`` of an exported video network (its graph takes clips of exactly ``T`` frames); None for images."""
+        frames = self.info.get("frames")
+        return frames if isinstance(frames, int) and frames >= 1 else None
+
     def __call__(self, masked_image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if self.frames is not None and (masked_image.ndim != 5 or masked_image.shape[1] != self.frames):
+            got = f"{masked_image.shape[1]} frames" if masked_image.ndim == 5 else "a single image"
+            raise InputError(
+                f"{self.path or 'the model'} is a video model exported for clips of {self.frames} frames, got "
+                f"{got}: use it on a video with window={self.frames} (or export the checkpoint again)"
+            )
         try:
             output = self.run(masked_image, mask)
         except Exception as error:

@@ -18,6 +18,9 @@ last ``T`` frames writes whatever is left (a video shorter than ``T`` is one win
     window 2 (frames 6-10)                        . W W W W   (the last window writes its trailing edge)
 
 Per-frame methods (an image model, ``telea``/``harmonic``/...) see no other frame, so they run with ``T = 1``.
+An exported video network (``python -m inpainting.export format=onnx``) runs on the ``T`` its file's header records
+(its graph takes exactly that many frames; another ``window`` is refused, a video shorter than ``T`` repeats its
+last frame).
 
 **Masks.** A single image is a static mask for every frame (a logo); a mask video or a folder of numbered masks is
 read in lockstep with the video (grey level ``> threshold`` = missing, or ``invert``; a 0/1 mask is read as is).
@@ -78,6 +81,7 @@ from inpainting.inference.inpainter import (
     STRATEGIES,
     Box,
     Inpainter,
+    LoadedModel,
     detect_kind,
     from_module,
     hole_boxes,
@@ -240,6 +244,24 @@ def clip_network(net: nn.Module, device: str = "cpu") -> ClipFn:
     return run
 
 
+def clip_model(model: LoadedModel) -> ClipFn:
+    """An exported video network (ONNX, TorchScript) as a :data:`ClipFn`; it pads to its multiple itself.
+
+    Its graph takes exactly ``model.frames`` frames: a window of fewer (a video shorter than ``T``) gets its last
+    frame repeated up to ``T``, and only the real frames are returned."""
+    size = model.frames
+    if size is None:
+        raise ValueError(f"{model.describe()} is not a video model")
+
+    def run(frames: np.ndarray, holes: np.ndarray) -> np.ndarray:
+        count = len(frames)
+        index = np.minimum(np.arange(max(size, count)), count - 1)  # a longer window fails in model()
+        x, m = to_model_input(frames[index], holes[index])
+        return to_uint8(model(x[None], m[None])[0, :count])
+
+    return run
+
+
 def classical(name: str) -> ClipFn:
     """A classical video baseline as a :data:`ClipFn` (its contract takes a uint8 mask)."""
     method = get_video_baseline(name)
@@ -287,11 +309,13 @@ def load_video_method(
     strategy: str = "crop",
     max_side: int | None = 1024,
     margin: int = 128,
+    trust_code: bool = False,
 ) -> VideoMethod:
     """A classical ``method``, or the model in ``ckpt_path`` (None: :func:`default_model_path`).
 
     A video network runs on clips of ``window`` frames (None: the clip length its file records, else
-    :data:`DEFAULT_WINDOW`); an image model (generator, checkpoint, TorchScript, ONNX) runs frame by frame.
+    :data:`DEFAULT_WINDOW`; an exported one, ONNX or TorchScript, only on the ``T`` it was exported for); an image
+    model (generator, checkpoint, TorchScript, ONNX) runs frame by frame. ``trust_code``: allow a TorchScript file.
     """
     if strategy not in STRATEGIES:
         raise ConfigError(f"strategy={strategy!r} is not one of {', '.join(STRATEGIES)}")
@@ -328,7 +352,18 @@ def load_video_method(
         model = from_module(net, device, {"model": config["model"]})
         model.path = path
     else:
-        model = load_model(path, device)
+        model = load_model(path, device, trust_code)
+        if model.frames is not None:  # an exported video network: its graph fixes T
+            if window and window != model.frames:
+                raise ConfigError(
+                    f"window={window}: {path} was exported for clips of {model.frames} frames; "
+                    f"leave window unset (or window={model.frames})"
+                )
+            return VideoMethod(
+                ClipMethod(clip_model(model), strategy, max_side, margin),
+                model.frames,
+                f"video model {model.describe()} on clips of {model.frames} frames",
+            )
     inpainter = Inpainter(model, strategy, max_side, margin)
     return VideoMethod(PerFrameModel(inpainter), 1, f"image model {model.describe()}, frame by frame")
 
@@ -676,6 +711,7 @@ def predict_video(
     margin: int = 128,
     overwrite: bool = False,
     progress: bool = True,
+    trust_code: bool = False,
 ) -> VideoResult:
     """Inpaint the video (file or frame folder) ``source`` with ``mask`` into ``output`` (module docstring).
 
@@ -695,7 +731,9 @@ def predict_video(
     masks = MaskSource(mask, info, int(threshold), bool(invert))
     kind = plan_output(output, [source, mask, *masks.files], overwrite)
     if method is None:
-        method = load_video_method(ckpt_path, classical_method, device, window, strategy, max_side, margin)
+        method = load_video_method(
+            ckpt_path, classical_method, device, window, strategy, max_side, margin, trust_code
+        )
     # a per-frame method (window 1) sees no other frame: more frames per window would only cost memory
     size, overlap = check_window(method.window if method.window == 1 else (window or method.window), overlap)
     fps = info.fps or FOLDER_FPS
@@ -767,6 +805,7 @@ def predict_video_from_config(cfg: Any) -> VideoResult:
         margin=int(cfg.margin),
         overwrite=bool(cfg.get("overwrite", False)),
         progress=bool(cfg.get("progress", True)),
+        trust_code=bool(cfg.get("trust_code", False)),
     )
 
 
@@ -782,6 +821,7 @@ __all__ = [
     "VideoOutputError",
     "VideoResult",
     "check_window",
+    "clip_model",
     "clip_network",
     "default_overlap",
     "inpaint_stream",
