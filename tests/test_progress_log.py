@@ -135,7 +135,7 @@ def test_export_without_ckpt_path_exports_the_shipped_model(tmp_path):
     shipped = tiny_generator_file(tmp_path / "shipped.pt")
     run_dir = tmp_path / "run"
     proc = subprocess.run(
-        [sys.executable, "-m", "inpainting.export", "format=onnx", f"hydra.run.dir={run_dir}"],
+        [sys.executable, "-m", "inpainting.export", "format=onnx", f"paths.output_dir={run_dir}"],
         env={**os.environ, "INPAINTING_WEIGHTS": str(shipped), "PYTHONPATH": str(CONF_DIR.parent)},
         capture_output=True,
         text=True,
@@ -149,5 +149,5 @@ def test_export_without_ckpt_path_exports_the_shipped_model(tmp_path):
     assert (run_dir / "shipped.onnx").is_file()  # in the run dir, not beside the installed weights
     assert not (tmp_path / "shipped.onnx").exists()
     # the short header of the other commands, not the whole config
-    assert "task     export" in output and f"run dir  {run_dir}" in output
+    assert "task     export" in output and f"wrote {run_dir / 'shipped.onnx'}" in output
     assert "format: onnx" not in output and "hydra:" not in output
