@@ -113,6 +113,32 @@ class SplitLoaders(L.LightningDataModule):
     val_dataset: Dataset | None = None
     test_dataset: Dataset | None = None
 
+    def _set_split_options(
+        self,
+        batch_size: object,
+        num_workers: object,
+        mask_seed: object,
+        split_seed: object,
+        val_fraction: object,
+        test_fraction: object,
+        items: str,
+    ) -> None:
+        """Check and set the options every datamodule shares (``items``: what a batch holds, images or clips);
+        workers are capped at the cores this process may use."""
+        self.batch_size = _check_int(batch_size, "batch_size", 1, f"{items} per batch")
+        self.num_workers = _cap_workers(
+            _check_int(num_workers, "num_workers", 0, "DataLoader worker processes, 0 = none")
+        )
+        self.mask_seed = _check_int(mask_seed, "mask_seed", 0, "seed of the fixed evaluation masks")
+        self.split_seed = _check_int(split_seed, "split_seed", 0, "seed of the train/val/test split")
+        self.val_fraction = _check_fraction(val_fraction, "val_fraction")
+        self.test_fraction = _check_fraction(test_fraction, "test_fraction")
+        if self.val_fraction + self.test_fraction >= 1.0:
+            raise ConfigError(
+                f"val_fraction + test_fraction must be below 1 so training keeps some, "
+                f"got {self.val_fraction} + {self.test_fraction}"
+            )
+
     def _world_size(self) -> int:
         trainer = getattr(self, "trainer", None)
         return max(int(getattr(trainer, "world_size", 1) or 1), 1) if trainer is not None else 1
@@ -205,19 +231,9 @@ class InpaintingDataModule(SplitLoaders):
             multiscale_train_transform(
                 self.image_size, self.train_short_side
             )  # a bad range fails here, named
-        self.batch_size = _check_int(batch_size, "batch_size", 1, "images per batch")
-        self.num_workers = _cap_workers(
-            _check_int(num_workers, "num_workers", 0, "DataLoader worker processes, 0 = none")
+        self._set_split_options(
+            batch_size, num_workers, mask_seed, split_seed, val_fraction, test_fraction, "images"
         )
-        self.mask_seed = _check_int(mask_seed, "mask_seed", 0, "seed of the fixed evaluation masks")
-        self.split_seed = _check_int(split_seed, "split_seed", 0, "seed of the train/val/test split")
-        self.val_fraction = _check_fraction(val_fraction, "val_fraction")
-        self.test_fraction = _check_fraction(test_fraction, "test_fraction")
-        if self.val_fraction + self.test_fraction >= 1.0:
-            raise ConfigError(
-                f"val_fraction + test_fraction must be below 1 so training keeps images, "
-                f"got {self.val_fraction} + {self.test_fraction}"
-            )
         if root is not None and train_root is not None:
             raise ConfigError(
                 f"give either root (one folder, split by val_fraction/test_fraction) or train_root "

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inpainting.data.datamodule import SplitLoaders, _check_fraction, _check_int, split_paths
+from inpainting.data.datamodule import SplitLoaders, _check_int, split_paths
 from inpainting.data.images import NoImagesFoundError, list_images
 from inpainting.data.sample import sample_sources
 from inpainting.data.transforms import check_image_size
@@ -109,17 +109,9 @@ class VideoDataModule(SplitLoaders):
         self.clips_per_video = _check_int(
             clips_per_video, "clips_per_video", 1, "validation/test clips per video"
         )
-        self.batch_size = _check_int(batch_size, "batch_size", 1, "clips per batch")
-        self.num_workers = _check_int(num_workers, "num_workers", 0, "DataLoader worker processes, 0 = none")
-        self.mask_seed = _check_int(mask_seed, "mask_seed", 0, "seed of the fixed evaluation masks")
-        self.split_seed = _check_int(split_seed, "split_seed", 0, "seed of the train/val/test split")
-        self.val_fraction = _check_fraction(val_fraction, "val_fraction")
-        self.test_fraction = _check_fraction(test_fraction, "test_fraction")
-        if self.val_fraction + self.test_fraction >= 1.0:
-            raise ConfigError(
-                f"val_fraction + test_fraction must be below 1 so training keeps videos, "
-                f"got {self.val_fraction} + {self.test_fraction}"
-            )
+        self._set_split_options(
+            batch_size, num_workers, mask_seed, split_seed, val_fraction, test_fraction, "clips"
+        )
         self.synthetic_motion = bool(synthetic_motion)
         self.sample = bool(sample)
         if photo_root is not None and sample:
