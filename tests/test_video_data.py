@@ -4,6 +4,7 @@ video mask generators and the video evaluation mask sets. Tiny synthetic videos 
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 from pathlib import Path
 
@@ -383,3 +384,8 @@ def test_video_mask_set_areas_fall_in_their_buckets_and_repeat():
         )
     with pytest.raises(ConfigError, match="area_00-10"):
         video_mask_set("thin", 1, 4, 48, 48)
+
+
+def test_workers_are_capped_at_the_cores_as_for_images(video_root):
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert datamodule(video_root, num_workers=100000).num_workers <= cores

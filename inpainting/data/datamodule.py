@@ -32,7 +32,7 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from inpainting.data.datasets import InpaintingDataset, MaskGenerator
 from inpainting.data.images import NoImagesFoundError, list_images
@@ -100,7 +100,80 @@ def split_paths(
     return train, val, test
 
 
-class InpaintingDataModule(L.LightningDataModule):
+class SplitLoaders(L.LightningDataModule):
+    """The dataloaders of the train/val/test datasets a subclass's ``setup`` builds, for images and clips alike:
+    one rule for shuffling, batching and dropping the ragged last training batch (only while every rank keeps one
+    whole batch); ``predict_dataloader`` serves the test split."""
+
+    batch_size: int
+    num_workers: int
+    pin_memory: bool
+    persistent_workers: bool
+    train_dataset: Dataset | None = None
+    val_dataset: Dataset | None = None
+    test_dataset: Dataset | None = None
+
+    def _set_split_options(
+        self,
+        batch_size: object,
+        num_workers: object,
+        mask_seed: object,
+        split_seed: object,
+        val_fraction: object,
+        test_fraction: object,
+        items: str,
+    ) -> None:
+        """Check and set the options every datamodule shares (``items``: what a batch holds, images or clips);
+        workers are capped at the cores this process may use."""
+        self.batch_size = _check_int(batch_size, "batch_size", 1, f"{items} per batch")
+        self.num_workers = _cap_workers(
+            _check_int(num_workers, "num_workers", 0, "DataLoader worker processes, 0 = none")
+        )
+        self.mask_seed = _check_int(mask_seed, "mask_seed", 0, "seed of the fixed evaluation masks")
+        self.split_seed = _check_int(split_seed, "split_seed", 0, "seed of the train/val/test split")
+        self.val_fraction = _check_fraction(val_fraction, "val_fraction")
+        self.test_fraction = _check_fraction(test_fraction, "test_fraction")
+        if self.val_fraction + self.test_fraction >= 1.0:
+            raise ConfigError(
+                f"val_fraction + test_fraction must be below 1 so training keeps some, "
+                f"got {self.val_fraction} + {self.test_fraction}"
+            )
+
+    def _world_size(self) -> int:
+        trainer = getattr(self, "trainer", None)
+        return max(int(getattr(trainer, "world_size", 1) or 1), 1) if trainer is not None else 1
+
+    def _loader(self, dataset: Dataset | None, name: str, train: bool) -> DataLoader:
+        if dataset is None:
+            raise RuntimeError(f"{name} dataset is not set up: call setup() with the right stage first")
+        drop_last = False
+        if train:  # drop the ragged last batch, unless that would leave no batch at all
+            per_rank = math.ceil(len(dataset) / self._world_size())
+            drop_last = per_rank >= self.batch_size
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=train,
+            drop_last=drop_last,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_dataset, "train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_dataset, "val", train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_dataset, "test", train=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.test_dataset, "test", train=False)
+
+
+class InpaintingDataModule(SplitLoaders):
     """Folders of images -> batches ``{image, mask, index, path}`` (see the module docstring).
 
     Args:
@@ -158,19 +231,9 @@ class InpaintingDataModule(L.LightningDataModule):
             multiscale_train_transform(
                 self.image_size, self.train_short_side
             )  # a bad range fails here, named
-        self.batch_size = _check_int(batch_size, "batch_size", 1, "images per batch")
-        self.num_workers = _cap_workers(
-            _check_int(num_workers, "num_workers", 0, "DataLoader worker processes, 0 = none")
+        self._set_split_options(
+            batch_size, num_workers, mask_seed, split_seed, val_fraction, test_fraction, "images"
         )
-        self.mask_seed = _check_int(mask_seed, "mask_seed", 0, "seed of the fixed evaluation masks")
-        self.split_seed = _check_int(split_seed, "split_seed", 0, "seed of the train/val/test split")
-        self.val_fraction = _check_fraction(val_fraction, "val_fraction")
-        self.test_fraction = _check_fraction(test_fraction, "test_fraction")
-        if self.val_fraction + self.test_fraction >= 1.0:
-            raise ConfigError(
-                f"val_fraction + test_fraction must be below 1 so training keeps images, "
-                f"got {self.val_fraction} + {self.test_fraction}"
-            )
         if root is not None and train_root is not None:
             raise ConfigError(
                 f"give either root (one folder, split by val_fraction/test_fraction) or train_root "
@@ -300,39 +363,6 @@ class InpaintingDataModule(L.LightningDataModule):
             self.test_dataset = self._eval_dataset("test")
 
     # -- loaders ----------------------------------------------------------------------------------------------
-
-    def _world_size(self) -> int:
-        trainer = getattr(self, "trainer", None)
-        return max(int(getattr(trainer, "world_size", 1) or 1), 1) if trainer is not None else 1
-
-    def _loader(self, dataset: InpaintingDataset | None, name: str, train: bool) -> DataLoader:
-        if dataset is None:
-            raise RuntimeError(f"{name} dataset is not set up: call setup() with the right stage first")
-        drop_last = False
-        if train:  # drop the ragged last batch, unless that would leave no batch at all
-            per_rank = math.ceil(len(dataset) / self._world_size())
-            drop_last = per_rank >= self.batch_size
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=train,
-            drop_last=drop_last,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.persistent_workers,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_dataset, "train", train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_dataset, "val", train=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_dataset, "test", train=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.test_dataset, "test", train=False)
 
     def __repr__(self) -> str:
         counts = {k: len(v) for k, v in (self.splits or {}).items()}

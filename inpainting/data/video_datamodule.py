@@ -20,14 +20,11 @@ Training serves every clip start of its videos (random clip, random crop, fresh 
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 
-import lightning as L
 import numpy as np
-from torch.utils.data import DataLoader
 
-from inpainting.data.datamodule import _check_fraction, _check_int, split_paths
+from inpainting.data.datamodule import SplitLoaders, _check_int, split_paths
 from inpainting.data.images import NoImagesFoundError, list_images
 from inpainting.data.sample import sample_sources
 from inpainting.data.transforms import check_image_size
@@ -59,7 +56,7 @@ def check_video_mask_generator(generator: object, name: str) -> None:
         )
 
 
-class VideoDataModule(L.LightningDataModule):
+class VideoDataModule(SplitLoaders):
     """Videos (and/or still photos with synthetic motion) -> clip batches (see the module docstring).
 
     Args:
@@ -112,17 +109,9 @@ class VideoDataModule(L.LightningDataModule):
         self.clips_per_video = _check_int(
             clips_per_video, "clips_per_video", 1, "validation/test clips per video"
         )
-        self.batch_size = _check_int(batch_size, "batch_size", 1, "clips per batch")
-        self.num_workers = _check_int(num_workers, "num_workers", 0, "DataLoader worker processes, 0 = none")
-        self.mask_seed = _check_int(mask_seed, "mask_seed", 0, "seed of the fixed evaluation masks")
-        self.split_seed = _check_int(split_seed, "split_seed", 0, "seed of the train/val/test split")
-        self.val_fraction = _check_fraction(val_fraction, "val_fraction")
-        self.test_fraction = _check_fraction(test_fraction, "test_fraction")
-        if self.val_fraction + self.test_fraction >= 1.0:
-            raise ConfigError(
-                f"val_fraction + test_fraction must be below 1 so training keeps videos, "
-                f"got {self.val_fraction} + {self.test_fraction}"
-            )
+        self._set_split_options(
+            batch_size, num_workers, mask_seed, split_seed, val_fraction, test_fraction, "clips"
+        )
         self.synthetic_motion = bool(synthetic_motion)
         self.sample = bool(sample)
         if photo_root is not None and sample:
@@ -247,36 +236,6 @@ class VideoDataModule(L.LightningDataModule):
             self.test_dataset = self._dataset("test")
 
     # -- loaders ----------------------------------------------------------------------------------------------
-
-    def _world_size(self) -> int:
-        trainer = getattr(self, "trainer", None)
-        return max(int(getattr(trainer, "world_size", 1) or 1), 1) if trainer is not None else 1
-
-    def _loader(self, dataset: VideoClipDataset | None, name: str, train: bool) -> DataLoader:
-        if dataset is None:
-            raise RuntimeError(f"{name} dataset is not set up: call setup() with the right stage first")
-        drop_last = train and math.ceil(len(dataset) / self._world_size()) >= self.batch_size
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=train,
-            drop_last=drop_last,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.persistent_workers,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_dataset, "train", train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_dataset, "val", train=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_dataset, "test", train=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.test_dataset, "test", train=False)
 
     def __repr__(self) -> str:
         counts = {k: {kind: len(v) for kind, v in parts.items()} for k, parts in (self.splits or {}).items()}
