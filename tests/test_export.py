@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from inpainting.inference import Inpainter, load_model
-from inpainting.inference.checkpoint import load_generator
+from inpainting.inference.checkpoint import load_generator, save_generator
 from inpainting.inference.export import export, export_onnx, export_torchscript, max_difference, trace_size
 from inpainting.inference.inpainter import METADATA_KEY, ExportFormatError, PaddedGenerator
+from inpainting.models.registry import build_network
 from inpainting.training.fit import train
 from tests.conftest import CONF_DIR
 from tests.test_inference import TINY_CONFIG, holes, photo, tiny_generator_file, tiny_net
@@ -219,3 +220,22 @@ def test_key_grid_network_exports_for_every_size(tmp_path, kind):
     model = load_model(writer(net, config, tmp_path / f"grid.{kind}"), trust_code=True)
     # at (64, 48) the 8x6 pooled keys are capped to 3x3, at (301, 517) to 3x3 from 38x65
     assert max_difference(PaddedGenerator(net), model, PARITY_SIZES) < 1e-4
+
+
+def test_a_mask_aware_model_with_capped_keys_exports_to_onnx_at_any_size(tmp_path):
+    """Hole keys of the global block are found on the keys' own (exportable) pooling cells: the export's parity
+    check at sizes other than the traced one passes, and the file fills a photo as PyTorch does."""
+    pytest.importorskip("onnxruntime")
+    config = {
+        "_target_": "inpainting.models.sa_unet.SAUNet",
+        "base_channels": 8,
+        "mask_aware": True,
+        "kv_grid": 4,
+    }
+    torch.manual_seed(0)
+    source = save_generator(build_network(dict(config)), config, tmp_path / "aware.pt")
+    onnx_file = export(source, "onnx", tmp_path / "aware.onnx")
+    image, mask = photo(70, 90), holes(70, 90, [(10, 10, 40, 50), (50, 60, 65, 85)])
+    torch_out = Inpainter(load_model(source))(image, mask)
+    onnx_out = Inpainter(load_model(onnx_file))(image, mask)
+    assert np.abs(torch_out.astype(int) - onnx_out.astype(int)).max() <= 2

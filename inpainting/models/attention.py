@@ -222,7 +222,10 @@ class SelfAttention2d(nn.Module):
     def _pooled_key_valid(self, mask: Tensor | None, b: int, hk: int, wk: int) -> Tensor | None:
         if mask is None:
             return None
-        key_valid = (~hole_tokens(mask, (hk, wk))).view(b, 1, 1, hk * wk)
+        # a pooled key is a hole only if its whole cell is missing (no share of known pixels), on the keys' own
+        # cells: the same exportable pooling as the keys, so an exported mask-aware model runs at any size
+        known = self._pool(1.0 - mask.to(self.gamma.dtype), hk, wk)
+        key_valid = (known > 0).reshape(b, 1, 1, -1)
         return key_valid | ~key_valid.any(-1, keepdim=True)  # no known key at all: attend to every key
 
     def _window_key_valid(

@@ -189,7 +189,9 @@ class VideoSelfAttention(SelfAttention2d):
         k, v = (u.contiguous() for u in kv.reshape(2, b, heads, frames * hk * wk, d).unbind(0))
         key_valid = None
         if mask is not None:
-            key_valid = (~hole_tokens(mask, (hk, wk))).view(b, 1, 1, frames * hk * wk)
+            key_valid = (self._pool(1.0 - mask.to(xn.dtype), hk, wk) > 0).reshape(
+                b, 1, 1, -1
+            )  # as the image block
             key_valid = key_valid | ~key_valid.any(-1, keepdim=True)
         o = self._sdpa(q.contiguous(), k, v, key_valid)  # (B, heads, T*HW, d)
         return o.view(b, heads, frames, h * w, d).permute(0, 2, 1, 4, 3).reshape(bt, c, h, w)
