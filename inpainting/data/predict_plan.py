@@ -122,7 +122,7 @@ def plan_file(image: Path, mask: Path | None, output: Path) -> list[Job]:
     return [Job(image, mask, output)]
 
 
-def _file_id(path: Path) -> tuple[int, int] | None:
+def file_id(path: Path) -> tuple[int, int] | None:
     """(device, inode) of an existing file, following links; None when there is none."""
     try:
         stat = path.stat()
@@ -134,13 +134,13 @@ def _file_id(path: Path) -> tuple[int, int] | None:
 def check_collisions(jobs: list[Job], inputs: list[Path], overwrite: bool = False) -> None:
     """Before anything is written: no output may be an input (by identity: a link or another spelling counts),
     nor another job's output, nor (unless ``overwrite``) an existing file. The error names both files."""
-    input_ids = {fid: p for p in inputs if (fid := _file_id(p)) is not None}
+    input_ids = {fid: p for p in inputs if (fid := file_id(p)) is not None}
     planned: dict[str, Job] = {}
     found: list[str] = []
     for job in jobs:
         # casefold: on a case-insensitive file system (macOS, Windows) X.png and x.png are one file
         key = os.path.realpath(job.output).casefold()
-        existing = _file_id(job.output)
+        existing = file_id(job.output)
         if existing in input_ids:
             hit = input_ids[existing]
             whose = "" if hit == job.image else f" (the result for {job.image})"

@@ -61,6 +61,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from inpainting.data.images import ImageReadError, is_image_file, read_mask
+from inpainting.data.predict_plan import file_id
 from inpainting.data.video import (
     VIDEO_EXTENSIONS,
     VideoInfo,
@@ -462,14 +463,6 @@ def lockstep(frames: Iterable[np.ndarray], masks: MaskSource) -> Iterator[tuple[
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _file_id(path: Path) -> tuple[int, int] | None:
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return stat.st_dev, stat.st_ino
-
-
 def plan_output(output: Path, inputs: list[Path], overwrite: bool) -> str:
     """``"video"`` or ``"frames"`` for ``output``; refuses (one line) an input, an existing output without
     ``overwrite``, an unsupported extension, or an existing folder that holds more than images."""
@@ -483,8 +476,8 @@ def plan_output(output: Path, inputs: list[Path], overwrite: bool) -> str:
         raise ConfigError(
             f"output={output}: for a video, name a .mp4 or .avi file or a folder for PNG frames (e.g. out_frames/)"
         )
-    ids = {fid: p for p in inputs if (fid := _file_id(p)) is not None}
-    if (hit := ids.get(_file_id(output) or (-1, -1))) is not None:
+    ids = {fid: p for p in inputs if (fid := file_id(p)) is not None}
+    if (hit := ids.get(file_id(output) or (-1, -1))) is not None:
         raise VideoOutputError(f"output {output} is the input {hit}; choose another output")
     if output.is_dir():
         entries = list(output.iterdir())
