@@ -30,7 +30,8 @@ if [[ $STAGE == all || $STAGE == train ]]; then
 fi
 
 if [[ $STAGE == all || $STAGE == evaluate ]]; then
-    methods="[telea,harmonic,temporal_copy,flow_guided,default,temporal@ckpt:$OUT/temporal/checkpoints/last.ckpt,per_frame@ckpt:$OUT/per_frame/checkpoints/last.ckpt]"
+    # EXTRA_METHODS: more entries for the same paired tables, e.g. earlier arms ",old@ckpt:PATH"
+    methods="[telea,harmonic,temporal_copy,flow_guided,default,temporal@ckpt:$OUT/temporal/checkpoints/last.ckpt,per_frame@ckpt:$OUT/per_frame/checkpoints/last.ckpt${EXTRA_METHODS:-}]"
     common="data=video $DATA data.image_size=128 split=test masks_per_image=1 workers=1"
     # real footage: every held-out video, 24 evenly spaced 5-frame clips each
     python -m inpainting.evaluate $common data.synthetic_motion=false data.clips_per_video=24 "methods=$methods" \

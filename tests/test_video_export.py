@@ -92,6 +92,19 @@ def test_video_torchscript_export_matches_pytorch(files, tmp_path):
     assert max_difference(PaddedGenerator(video_net()), model, SIZES[:1], frames=CLIP) < PARITY_TOLERANCE
 
 
+def test_a_video_net_with_the_temporal_prior_exports_to_onnx(tmp_path):
+    """The nearest-visible-frame prior is elementwise ops over the recorded T: the ONNX file computes it too."""
+    pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    net = SAUNetVideo(**VIDEO_TINY, fill_prior=True, temporal_prior=True, propagated_mask=0.5).eval()
+    with torch.no_grad():
+        torch.nn.init.normal_(net.head.weight, std=0.05)
+    config = {**VIDEO_CONFIG, "fill_prior": True, "temporal_prior": True, "propagated_mask": 0.5}
+    path = export_onnx(net, config, tmp_path / "prior.onnx", frames=CLIP)
+    model = load_model(path)
+    assert max_difference(PaddedGenerator(net), model, SIZES[:1], frames=CLIP) < PARITY_TOLERANCE
+
+
 def write_frames(folder: Path, count: int) -> tuple[Path, Path]:
     """``count`` PNG frames and one static PNG mask (a box over the moving square)."""
     folder.mkdir()

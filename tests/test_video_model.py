@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 
 from inpainting.inference.checkpoint import DEFAULT_WEIGHTS, load_generator
+from inpainting.models.fill_prior import nearest_visible_fill
 from inpainting.models.registry import build_network
 from inpainting.models.sa_unet import SAUNet
 from inpainting.models.sa_unet_video import SAUNetVideo, VideoSelfAttention
@@ -279,3 +280,48 @@ def test_a_tiny_temporal_model_learns_what_the_per_frame_one_cannot():
     that shows it (error far below the texture's variance); the per-frame ablation cannot do better than a guess."""
     temporal, per_frame = _trained_hole_error(True), _trained_hole_error(False)
     assert temporal < 0.5 * per_frame
+
+
+# ---- the temporal fill prior ---------------------------------------------------------------------------------
+
+
+def test_nearest_visible_fill_takes_each_hidden_pixel_from_the_nearest_frame_that_sees_it():
+    frames = torch.arange(4.0).view(1, 4, 1, 1, 1).expand(1, 4, 1, 2, 3).clone()  # frame t holds the value t
+    mask = torch.zeros(1, 4, 1, 2, 3)
+    mask[0, 1, 0, 0, 0] = 1  # seen in frames 0 and 2: the tie goes to the earlier frame
+    mask[0, 2, 0, 0, 1] = mask[0, 1, 0, 0, 1] = (
+        1  # frame 2 takes frame 3's (1 away) before frame 0's (2 away)
+    )
+    mask[:, :, 0, 1, 2] = 1  # seen by no frame
+    filled, unseen = nearest_visible_fill(frames * (1 - mask), mask)
+    assert filled[0, 1, 0, 0, 0] == 0 and filled[0, 2, 0, 0, 1] == 3 and filled[0, 1, 0, 0, 1] == 0
+    assert torch.equal(unseen[0, :, 0, 1, 2], torch.ones(4)) and unseen.sum() == 4
+    assert torch.equal(filled * (1 - mask), frames * (1 - mask))  # known pixels untouched
+    assert torch.equal(filled[..., 1, 2], torch.zeros(1, 4, 1))  # what no frame sees stays empty
+
+
+def test_temporal_prior_recovers_a_static_scene_before_training_and_per_frame_cannot():
+    """An untrained net returns its prior (zero head): with the temporal prior, every hidden place that another
+    frame shows comes back exactly; the same net without it, or on one frame, only guesses."""
+    clip, mask = _static_clips(torch.Generator().manual_seed(3), 2)
+    config = {**TINY, "fill_prior": True, "fill_prior_relax": 2, "mask_aware": True}
+    seen_elsewhere = mask * (mask.sum(1, keepdim=True) < clip.shape[1])  # hidden here, visible in some frame
+    errors = {}
+    for prior in (True, False):
+        torch.manual_seed(0)
+        net = SAUNetVideo(**config, temporal_prior=prior, propagated_mask=0.5).eval()
+        with torch.no_grad():
+            errors[prior] = float(((net(clip * (1 - mask), mask) - clip).abs() * seen_elsewhere).max())
+            one_frame = net(clip[:, 0] * (1 - mask[:, 0]), mask[:, 0])
+        torch.manual_seed(0)
+        image_net = SAUNet(**config).eval()
+        with torch.no_grad():
+            assert torch.equal(one_frame, image_net(clip[:, 0] * (1 - mask[:, 0]), mask[:, 0]))
+    assert seen_elsewhere.sum() > 0 and errors[True] < 1e-5 and errors[False] > 0.1
+
+
+def test_temporal_prior_needs_fill_prior_and_a_mask_value_in_range():
+    with pytest.raises(ValueError, match="fill_prior"):
+        SAUNetVideo(**TINY, temporal_prior=True, fill_prior=False)
+    with pytest.raises(ValueError, match="propagated_mask"):
+        SAUNetVideo(**TINY, fill_prior=True, temporal_prior=True, propagated_mask=2.0)

@@ -25,10 +25,11 @@ the mean colour of the image's known pixels.
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["push_pull_fill"]
+__all__ = ["nearest_visible_fill", "push_pull_fill"]
 
 _EPS = 1e-6
 
@@ -72,3 +73,33 @@ def _blend(weighted: Tensor, weight: Tensor, fallback: Tensor) -> Tensor:
     own = weighted / weight.clamp_min(_EPS)
     alpha = weight.clamp(0.0, 1.0)
     return alpha * own + (1.0 - alpha) * fallback
+
+
+def nearest_visible_fill(clip: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Each hole pixel of a ``B x T x C x H x W`` clip from the nearest frame in time where it is visible.
+
+    ``mask``: ``B x T x 1 x H x W``, 1 = missing. Returns the filled clip and the mask of what no frame shows
+    (still 0 in the clip). The rule of the classical ``temporal_copy`` (earlier frame on a tie): exact for a static
+    camera and scene, the first stage of flow-guided video inpainters without the flow (FGVC, Gao et al. 2020;
+    ProPainter, Zhou et al. 2023, propagate along flow before a transformer refines). Elementwise ops in a loop over
+    the (static) T, so it traces and exports as the rest of the net.
+    """
+    if clip.dim() != 5 or mask.dim() != 5 or mask.shape[2] != 1 or clip.shape[:2] != mask.shape[:2]:
+        raise ValueError(
+            f"expected a B x T x C x H x W clip and a B x T x 1 x H x W mask, got {tuple(clip.shape)} and "
+            f"{tuple(mask.shape)}"
+        )
+    frames = clip.shape[1]
+    valid = 1.0 - mask.to(clip.dtype)
+    filled, seen = [], []
+    for t in range(frames):
+        out, have = clip[:, t] * valid[:, t], valid[:, t]
+        for step in range(1, frames):
+            for s in (t - step, t + step):
+                if 0 <= s < frames:
+                    take = (1.0 - have) * valid[:, s]
+                    out = out + take * clip[:, s]
+                    have = have + take
+        filled.append(out)
+        seen.append(have)
+    return torch.stack(filled, 1), 1.0 - torch.stack(seen, 1)

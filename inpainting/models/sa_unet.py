@@ -240,6 +240,12 @@ class SAUNet(nn.Module):
             return h
         return self.attn[key](h, mask if self.mask_aware else None)
 
+    def _prior(self, masked_image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """The first guess the net refines and the mask channel it is shown with (padded input; see ``fill_prior``)."""
+        if not self.fill_prior:
+            return masked_image, mask
+        return push_pull_fill(masked_image, mask, relax=self.fill_prior_relax), mask
+
     def forward(self, masked_image: Tensor, mask: Tensor) -> Tensor:
         """``masked_image``: B x 3 x H x W in [-1, 1] (holes zeroed); ``mask``: B x 1 x H x W, 1 = missing."""
         if masked_image.shape[1] + mask.shape[1] != self.in_channels:
@@ -251,12 +257,8 @@ class SAUNet(nn.Module):
         masked_image, (height, width) = pad_to_multiple(masked_image, self.size_multiple)
         mask, _ = pad_to_multiple(mask.to(masked_image.dtype), self.size_multiple, value=1.0)
 
-        prior = (
-            push_pull_fill(masked_image, mask, relax=self.fill_prior_relax)
-            if self.fill_prior
-            else masked_image
-        )
-        h = self.stem(torch.cat([prior, mask], dim=1))
+        prior, stem_mask = self._prior(masked_image, mask)
+        h = self.stem(torch.cat([prior, stem_mask], dim=1))
         skips = []
         for i in range(self.num_levels - 1):
             h = self._attend(f"enc{i}", self.enc[i](h), mask)

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from inpainting.models.attention import SelfAttention2d
+from inpainting.models.fill_prior import nearest_visible_fill, push_pull_fill
 from inpainting.models.layers import LayerNorm2d, hole_tokens
 from inpainting.models.sa_unet import SAUNet
 
@@ -206,9 +207,22 @@ class SAUNetVideo(SAUNet):
     image tools (MAC counts, image training) can run it.
     """
 
-    def __init__(self, *args: Any, temporal: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        temporal: bool = True,
+        temporal_prior: bool = False,
+        propagated_mask: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.temporal = bool(temporal)
+        self.temporal_prior = bool(temporal_prior)
+        if self.temporal_prior and not self.fill_prior:
+            raise ValueError("temporal_prior=true refines a first guess: it needs fill_prior=true")
+        if not 0.0 <= propagated_mask <= 1.0:
+            raise ValueError(f"propagated_mask must be in [0, 1], got {propagated_mask}")
+        self.propagated_mask = float(propagated_mask)
         with torch.random.fork_rng(
             devices=[]
         ):  # the same seed gives SAUNet's weights, and the same RNG after
@@ -217,7 +231,19 @@ class SAUNetVideo(SAUNet):
         self._frames: int | None = None  # T of the clip being processed, read by _attend
 
     def extra_repr(self) -> str:
-        return f"temporal={self.temporal}"
+        return f"temporal={self.temporal}, temporal_prior={self.temporal_prior}"
+
+    def _prior(self, masked_image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """With ``temporal_prior``: hole pixels first from the nearest frame that sees them, push-pull on the
+        rest; the mask channel shows those pixels as ``propagated_mask`` (1 = still a hole to the net)."""
+        frames = self._frames or 1
+        if not self.temporal_prior or frames == 1:
+            return super()._prior(masked_image, mask)
+        clip = masked_image.view(-1, frames, *masked_image.shape[1:])
+        filled, unseen = nearest_visible_fill(clip, mask.view(-1, frames, *mask.shape[1:]))
+        filled, unseen = filled.flatten(0, 1), unseen.flatten(0, 1)
+        prior = push_pull_fill(filled, unseen, relax=self.fill_prior_relax)
+        return prior, unseen + self.propagated_mask * (mask - unseen)
 
     #: parameters an image SAUNet does not have; they act only across frames, so image weights keep their function
     #: on every frame: ``init_from`` an image model may leave them out (inpainting/training/init_weights.py)
@@ -279,5 +305,7 @@ SAUNetVideo.__signature__ = inspect.Signature(
     [
         *inspect.signature(SAUNet).parameters.values(),
         inspect.Parameter("temporal", inspect.Parameter.KEYWORD_ONLY, default=True, annotation=bool),
+        inspect.Parameter("temporal_prior", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=bool),
+        inspect.Parameter("propagated_mask", inspect.Parameter.KEYWORD_ONLY, default=1.0, annotation=float),
     ]
 )
