@@ -197,7 +197,7 @@ def summary_markdown(jobs: list[Job], root: Path) -> str:
         "",
         f"{len(jobs)} run(s). Common overrides: `{' '.join(common)}`" if common else f"{len(jobs)} run(s).",
         "CPU-s: process CPU time (every thread of the training process) at the last validation. "
-        "Frontier ★: no other run reached a final val PSNR at least as high in fewer CPU-seconds.",
+        "Frontier ★: no other run reached at least its final val PSNR with no more CPU-seconds.",
         "",
         "| run | overrides | steps | CPU-s | best val PSNR | final val PSNR | final val SSIM | frontier |",
         "|---|---|---:|---:|---:|---:|---:|:---:|",
