@@ -19,6 +19,11 @@ the image's position in its split, or, when ``mask_root`` is set, fixed mask fil
 (``inpainting.data.datasets.match_mask_files``) for those evaluation splits. Training masks always come from the
 generator: a folder of masks to *sample* from in training is a mask generator (``conf/mask``), not this option.
 
+``eval_masks_per_image=k`` serves every validation/test image ``k`` times, each with its own fixed generated
+mask (``k * images`` samples; the rule is in ``inpainting.data.datasets``). Why: a few photos with one hole
+each measure those holes more than the model, so a small validation set needs several masks per photo to show
+learning or to pick the best checkpoint. ``predict_dataloader`` serves these repeats too.
+
 ``predict_dataloader`` serves the test split. Under DDP Lightning wraps every loader in a ``DistributedSampler``.
 """
 
@@ -191,6 +196,8 @@ class InpaintingDataModule(SplitLoaders):
         eval_mask_generator: generator for validation/test/predict; ``None`` -> ``mask_generator``.
         mask_seed: seed of the fixed evaluation masks, ``default_rng((mask_seed, index))``.
         mask_root: folder of mask files paired with the evaluation images by name (replaces the eval generator).
+        eval_masks_per_image: fixed masks per validation/test image (each image is served that many times);
+            must be 1 with ``mask_root``, which pairs one mask file with each image.
         recursive: search sub-folders for images.
         sample: when ``root`` holds no images, fill it with the embedded sample photos in ``prepare_data``.
         val_fraction, test_fraction, split_seed: the seeded split of ``root`` (or ``train_root``).
@@ -212,6 +219,7 @@ class InpaintingDataModule(SplitLoaders):
         eval_mask_generator: MaskGenerator | None = None,
         mask_seed: int = 1234,
         mask_root: str | None = None,
+        eval_masks_per_image: int = 1,
         recursive: bool = True,
         sample: bool = False,
         val_fraction: float = 0.1,
@@ -257,6 +265,18 @@ class InpaintingDataModule(SplitLoaders):
         self.mask_generator = mask_generator
         self.eval_mask_generator = eval_mask_generator if eval_mask_generator is not None else mask_generator
         self.mask_root = mask_root
+        self.eval_masks_per_image = _check_int(
+            eval_masks_per_image,
+            "data.eval_masks_per_image",
+            1,
+            "fixed masks per validation/test image, each image served that many times",
+        )
+        if self.eval_masks_per_image > 1 and mask_root is not None:
+            raise ConfigError(
+                f"data.eval_masks_per_image={self.eval_masks_per_image} draws several masks per image, but "
+                f"data.mask_root={mask_root!r} pairs each image with one mask file: "
+                "set data.eval_masks_per_image=1"
+            )
         self.recursive = bool(recursive)
         self.sample = bool(sample)
 
@@ -304,13 +324,16 @@ class InpaintingDataModule(SplitLoaders):
         splits = {"train": train, "val": val, "test": test}
         where = {k: str(v) if v is not None else "-" for k, v in self.split_roots.items()}
         log.info(
-            "data: %d train / %d val / %d test images (train from %s, val from %s, test from %s)",
+            "data: %d train / %d val / %d test images (train from %s, val from %s, test from %s)%s",
             len(train),
             len(val),
             len(test),
             where["train"],
             where["val"],
             where["test"],
+            f"; val/test: {self.eval_masks_per_image} fixed masks per image"
+            if self.eval_masks_per_image > 1
+            else "",
         )
         for split, files in splits.items():
             if not files and (split != "train" or source is not None):
@@ -332,6 +355,7 @@ class InpaintingDataModule(SplitLoaders):
             mask_seed=self.mask_seed,
             mask_root=self.mask_root,
             image_root=self.split_roots.get(split),
+            masks_per_image=self.eval_masks_per_image,
         )
 
     def setup(self, stage: str | None = None) -> None:

@@ -7,13 +7,22 @@ A sample is a dict::
     index  int, the position in ``paths`` of the image actually returned
     path   str, that image's file
 
+An evaluation dataset may present every image several times, each with its own fixed mask
+(``masks_per_image=k``, the datamodule's ``eval_masks_per_image``): it then holds ``k * len(paths)`` samples,
+and sample ``t`` is image ``i = t % len(paths)`` with its mask number ``j = t // len(paths)``. All images
+come before any repeat, so the first ``len(paths)`` samples are exactly those of ``k=1`` and any prefix of the
+dataset (a first batch, ``limit_val_batches``) spreads over different photos. ``index`` and ``path`` stay the
+image's.
+
 Masks come from one of two places:
 
 * a **mask generator** ``gen(rng, height, width) -> uint8 H x W`` (see ``inpainting.data.masks``), drawn at the
   size of the transformed image, with
 
   - ``mask_seed`` an int (validation/test): ``rng = numpy.random.default_rng((mask_seed, index))``, so one image
-    always gets one mask, whatever the run, machine, worker count or batch size;
+    always gets one mask, whatever the run, machine, worker count or batch size; its further masks
+    ``j >= 1`` (``masks_per_image > 1``) come from ``default_rng((mask_seed, index, j))``, so raising ``k``
+    adds masks and keeps the ones before;
   - ``mask_seed=None`` (training): a fresh mask every draw, from
     ``SeedSequence((torch.initial_seed(), rank, index, draw))`` where ``torch.initial_seed()`` is the seed of the
     process serving the sample (in a DataLoader worker, torch's per-worker seed, which changes every epoch and
@@ -141,6 +150,9 @@ class InpaintingDataset(Dataset):
         mask_root: folder of mask files paired with the images by stem; replaces ``mask_generator``.
         image_root: folder the ``paths`` are relative to, for matching mirrored mask trees (default: their
             common parent folder).
+        masks_per_image: evaluation only (an int ``mask_seed``, no ``mask_root``): present every image this
+            many times, each with its own fixed mask, so a small evaluation set measures more than one hole
+            per photo.
     """
 
     def __init__(
@@ -151,6 +163,7 @@ class InpaintingDataset(Dataset):
         mask_seed: int | None = None,
         mask_root: str | os.PathLike | None = None,
         image_root: str | os.PathLike | None = None,
+        masks_per_image: int = 1,
     ):
         self.paths = [Path(p) for p in paths]
         self.transform = transform
@@ -163,6 +176,18 @@ class InpaintingDataset(Dataset):
             mask_seed = int(mask_seed)
         self.mask_seed = mask_seed
         self.mask_root = Path(mask_root) if mask_root is not None else None
+        if (
+            isinstance(masks_per_image, bool)
+            or not isinstance(masks_per_image, numbers.Integral)
+            or masks_per_image < 1
+        ):
+            raise ValueError(f"masks_per_image must be a positive integer, got {masks_per_image!r}")
+        self.masks_per_image = int(masks_per_image)
+        if self.masks_per_image > 1 and (mask_seed is None or self.mask_root is not None):
+            raise ValueError(
+                "masks_per_image > 1 needs generated evaluation masks (an int mask_seed and no mask_root): "
+                "training masks are fresh every draw and a mask file is one mask per image"
+            )
         if self.mask_root is None and mask_generator is None:
             raise ValueError(
                 "InpaintingDataset needs a mask_generator (callable(rng, height, width)) or a mask_root"
@@ -192,18 +217,23 @@ class InpaintingDataset(Dataset):
         return True
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return len(self.paths) * self.masks_per_image
 
     def __repr__(self) -> str:
         masks = f"mask_root={self.mask_root}" if self.mask_root else f"mask_generator={self.mask_generator!r}"
         mode = "train" if self.mask_seed is None else f"mask_seed={self.mask_seed}"
-        return f"{type(self).__name__}({len(self)} images, {mode}, {masks})"
+        images = f"{len(self.paths)} images" + (
+            f" x {self.masks_per_image} masks" if self.masks_per_image > 1 else ""
+        )
+        return f"{type(self).__name__}({images}, {mode}, {masks})"
 
     # -- randomness -------------------------------------------------------------------------------------------
 
-    def _seed_sequence(self, index: int) -> np.random.SeedSequence:
-        if self.mask_seed is not None:
-            return np.random.SeedSequence((self.mask_seed, index))
+    def _seed_sequence(self, index: int, repeat: int = 0) -> np.random.SeedSequence:
+        if self.mask_seed is not None:  # mask 0 keeps the one-mask-per-image key (see the module docstring)
+            return np.random.SeedSequence(
+                (self.mask_seed, index) if repeat == 0 else (self.mask_seed, index, repeat)
+            )
         self._draws += 1
         return np.random.SeedSequence((torch.initial_seed(), _distributed_rank(), index, self._draws))
 
@@ -233,14 +263,15 @@ class InpaintingDataset(Dataset):
         )
 
     def __getitem__(self, index: int) -> dict:
-        n = len(self.paths)
+        n = len(self)
         if not -n <= index < n:
-            raise IndexError(f"index {index} out of range for a dataset of {n} images")
-        index = int(index) % n
+            raise IndexError(f"index {index} out of range for a dataset of {n} samples")
+        # sample t is image t % images with its mask number t // images (see the module docstring)
+        repeat, index = divmod(int(index) % n, len(self.paths))
         index, image = self._load(index)
         path = self.paths[index]
 
-        seq = self._seed_sequence(index)
+        seq = self._seed_sequence(index, repeat)
         # the contract: evaluation masks come from default_rng((mask_seed, index)) itself
         mask_rng = np.random.default_rng(seq)
         crop_seed = int(np.random.SeedSequence(seq.entropy, spawn_key=(1,)).generate_state(1)[0])
