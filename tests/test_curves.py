@@ -36,13 +36,22 @@ def test_a_run_writes_one_curve_row_per_validation_and_the_plot(tiny_train_confi
     run = _run_dir(cfg)
     header, steps = _header_and_steps(run / "curve.csv")
     assert header == list(COLUMNS)
-    assert steps == [2, 4]  # fit's validations only: no sanity-check row
+    assert steps == [0, 2, 4]  # where the net starts (validate_first), then fit's; no sanity-check row
     rows = read_curve(run / "curve.csv")
-    assert all(r["val_psnr"] > 10 and 0 < r["val_ssim"] <= 1 and r["train_loss"] > 0 for r in rows)
-    assert all(r["lr"] > 0 for r in rows)
-    assert 0 <= rows[0]["cpu_seconds"] <= rows[1]["cpu_seconds"]
-    assert 0 <= rows[0]["wall_seconds"] <= rows[1]["wall_seconds"]
+    assert all(r["val_psnr"] > 10 and 0 < r["val_ssim"] <= 1 for r in rows)
+    assert all(r["train_loss"] > 0 and r["lr"] > 0 for r in rows[1:])
+    assert rows[0]["cpu_seconds"] == rows[0]["wall_seconds"] == 0
+    assert 0 <= rows[1]["cpu_seconds"] <= rows[2]["cpu_seconds"]
+    assert 0 <= rows[1]["wall_seconds"] <= rows[2]["wall_seconds"]
     assert (run / "curve.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_validate_first_false_leaves_out_the_step_zero_row(tiny_train_config):
+    cfg = tiny_train_config(
+        "trainer.max_steps=2", "trainer.val_check_interval=2", "test=false", "validate_first=false"
+    )
+    train(cfg)
+    assert _header_and_steps(_run_dir(cfg) / "curve.csv")[1] == [2]
 
 
 def test_a_resume_appends_after_the_checkpoint_step_with_one_header(tiny_train_config):
@@ -61,12 +70,12 @@ def test_a_resume_appends_after_the_checkpoint_step_with_one_header(tiny_train_c
     )
     train(resumed)
     header, steps = _header_and_steps(run / "curve.csv")
-    assert header == list(COLUMNS) and steps == [2, 4, 6, 8]
+    assert header == list(COLUMNS) and steps == [0, 2, 4, 6, 8]  # a resume does not validate first again
     rows = read_curve(run / "curve.csv")
-    assert rows[:2] == first
+    assert rows[:3] == first
     # the clocks continue from the checkpoint's (not from 0 in the new process, not from the dropped row's 99)
-    assert first[1]["cpu_seconds"] <= rows[2]["cpu_seconds"] < 99
-    assert first[1]["wall_seconds"] <= rows[2]["wall_seconds"] < 99
+    assert first[2]["cpu_seconds"] <= rows[3]["cpu_seconds"] < 99
+    assert first[2]["wall_seconds"] <= rows[3]["wall_seconds"] < 99
 
 
 def test_a_plot_that_fails_is_a_warning_and_the_run_goes_on(tiny_train_config, monkeypatch, caplog):
@@ -78,7 +87,7 @@ def test_a_plot_that_fails_is_a_warning_and_the_run_goes_on(tiny_train_config, m
     with caplog.at_level(logging.WARNING, logger=curves.__name__):
         train(cfg)
     assert "could not draw" in caplog.text and "RuntimeError: no fonts" in caplog.text
-    assert _header_and_steps(_run_dir(cfg) / "curve.csv")[1] == [2]
+    assert _header_and_steps(_run_dir(cfg) / "curve.csv")[1] == [0, 2]
     assert (_run_dir(cfg) / "checkpoints" / "last.ckpt").is_file()
 
 
@@ -92,7 +101,7 @@ def test_the_cpu_budget_stops_training_then_validates_and_checkpoints(tiny_train
         metrics = train(cfg)
     run = _run_dir(cfg)
     # stopped after its first step, validated there (not at step 20), saved, then tested as after max_steps
-    assert _header_and_steps(run / "curve.csv")[1] == [1]
+    assert _header_and_steps(run / "curve.csv")[1] == [0, 1]
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert "test/psnr" in metrics
     (line,) = [r.getMessage() for r in caplog.records if "CPU budget" in r.getMessage()]

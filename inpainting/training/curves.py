@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 
 
 class LearningCurve(L.Callback):
-    """Append one row to ``<dirpath>/curve.csv`` after every validation of fit and redraw ``curve.png``.
+    """Append one row to ``<dirpath>/curve.csv`` after every validation of fit (and the one before it, train's
+    ``validate_first``: step 0) and redraw ``curve.png``.
 
     Columns: step, wall_seconds and cpu_seconds since fit started (continued across a resume), train_loss (the
     last logged ``train/loss``), val_psnr, val_ssim, lr (the first optimizer's first group). Rank zero writes.
@@ -79,12 +80,13 @@ class LearningCurve(L.Callback):
 
     @rank_zero_only
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or trainer.state.fn != "fit":
+        before_fit = trainer.state.fn == "validate" and trainer.global_step == 0  # train's validate_first
+        if trainer.sanity_checking or not (trainer.state.fn == "fit" or before_fit):
             return
         row = {
             "step": float(trainer.global_step),
-            "wall_seconds": self.clock.wall_seconds(),
-            "cpu_seconds": self.clock.cpu_seconds(),
+            "wall_seconds": 0.0 if before_fit else self.clock.wall_seconds(),
+            "cpu_seconds": 0.0 if before_fit else self.clock.cpu_seconds(),
             "train_loss": self._metric(trainer, self.loss_key),
             "val_psnr": self._metric(trainer, f"{self.val_prefix}/psnr"),
             "val_ssim": self._metric(trainer, f"{self.val_prefix}/ssim"),

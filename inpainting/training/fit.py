@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torchmetrics
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, OmegaConf
@@ -86,6 +87,14 @@ def check_data_folders(data: DictConfig) -> None:
                 raise ConfigError(f"data.{key}={value}: {error}") from None
 
 
+def reset_metric_states(module: L.LightningModule) -> None:
+    """Fresh metric states after ``trainer.validate``: it runs under ``torch.inference_mode``, so the states its
+    metrics reset to are inference tensors that fit's validation (under ``no_grad``) may not update in place."""
+    for metric in module.modules():
+        if isinstance(metric, torchmetrics.Metric):
+            metric.reset()
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train (and optionally test) the model the config describes; return the logged metrics."""
     check_data_folders(cfg.data)
@@ -125,6 +134,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
         quiet_known_warnings()
         try:
             if cfg.get("train", True):
+                if cfg.get("validate_first") and not cfg.get("ckpt_path"):
+                    # the curve's step 0: where the untrained (or init_from) net starts, what training must beat
+                    trainer.validate(module, datamodule=datamodule, verbose=False)
+                    reset_metric_states(module)
                 trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
                 reload_csv_columns(trainer)
             metrics: dict[str, Any] = dict(trainer.callback_metrics)
