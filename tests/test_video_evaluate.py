@@ -160,15 +160,19 @@ def test_video_checkpoint_runs_on_whole_clips(video_config, tmp_path, monkeypatc
     monkeypatch.setattr(SAUNetVideo, "forward", record)
     files = run(
         video_config(
-            f"methods=[vid@ckpt:{ckpt},single@ckpt:{single},default]", "video_mask_sets=[area_20-30]"
+            f"methods=[vid@ckpt:{ckpt},single@ckpt:{single},default,default_image]",
+            "video_mask_sets=[area_20-30]",
         )
     )
     assert shapes and all(s[:2] == (1, 4) and len(s) == 5 for s in shapes)  # one 4-frame clip per call
-    assert len(shapes) == 2 * 4  # video networks x clips x masks
+    assert len(shapes) == 3 * 4  # video networks (default: the shipped video model) x clips x masks
     summary = files["summary"].read_text()
-    assert "vid: whole clip at once" in summary and "default: frame by frame" in summary
+    assert "vid: whole clip at once" in summary and "default: whole clip at once" in summary
+    assert "default_image: frame by frame" in summary  # the shipped image model
     assert "single: whole clip at once" in summary and "temporal=false" in summary
-    assert "| vid − default |" in summary and "| vid − single |" in summary  # temporal vs per-frame, paired
+    assert (
+        "| vid − default_image |" in summary and "| vid − single |" in summary
+    )  # temporal vs per-frame, paired
 
 
 def test_image_only_options_are_refused_on_one_line(video_config):

@@ -68,6 +68,7 @@ from inpainting.inference.inpainter import (
     to_model_input,
     to_uint8,
 )
+from inpainting.inference.video import default_model_path
 from inpainting.models.sa_unet_video import SAUNetVideo
 from inpainting.resources import conf_dir
 
@@ -155,11 +156,20 @@ def _video_network(ckpt: str) -> tuple[torch.nn.Module, dict] | None:
     return (net, config) if isinstance(net, SAUNetVideo) else None
 
 
+#: the shipped image model frame by frame, when ``default`` is the shipped video model
+IMAGE_DEFAULT_METHOD = "default_image"
+
+
 def build_video_method(
     spec: str, device: str = "cpu", inference: dict | None = None, batch_size: int = 8
 ) -> VideoMethod:
     """A video baseline name, ``default``, or ``[NAME@]ckpt:PATH`` (a video network runs on whole clips)."""
     name, _, rest = spec.partition("@") if "@" in spec else ("", "", spec)
+    if rest == DEFAULT_METHOD and default_model_path() != resolve_weights(None):  # the shipped video model
+        rest, name = CKPT_PREFIX + str(default_model_path()), name or DEFAULT_METHOD
+    elif rest == IMAGE_DEFAULT_METHOD:  # the shipped image model, frame by frame
+        spec, name = (f"{name}@" if name else f"{IMAGE_DEFAULT_METHOD}@") + DEFAULT_METHOD, name or rest
+        rest = DEFAULT_METHOD
     if rest in VIDEO_BASELINES:
         kind = "per-frame baseline" if rest in PER_FRAME_BASELINES else "temporal baseline"
         return VideoMethod(name or rest, get_video_baseline(rest), kind)
@@ -184,7 +194,8 @@ def build_video_method(
         return VideoMethod(method.name, FrameModel(method.inpaint, batch_size), "per-frame model", note)
     raise ConfigError(
         f"unknown method {spec!r} for video: use a video baseline ({', '.join(VIDEO_BASELINES)}), "
-        f"{DEFAULT_METHOD!r} (the shipped image model, per frame) or ckpt:PATH / NAME@ckpt:PATH"
+        f"{DEFAULT_METHOD!r} (the shipped video model), {IMAGE_DEFAULT_METHOD!r} (the shipped image model, per "
+        "frame) or ckpt:PATH / NAME@ckpt:PATH"
     )
 
 
