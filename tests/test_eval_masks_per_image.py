@@ -138,7 +138,7 @@ def test_training_validates_every_image_k_times(tiny_train_config, monkeypatch):
         return validation_step(self, batch, batch_idx)
 
     monkeypatch.setattr(InpaintingModule, "validation_step", record)
-    metrics = train(tiny_train_config("data.eval_masks_per_image=2", "test=false"))
+    metrics = train(tiny_train_config("data.eval_masks_per_image=2", "test=false", "validate_first=false"))
     assert "val/psnr" in metrics
     assert len(seen) == 2 and seen[0][:2] == seen[1][:2]  # the one val image, twice
     assert not torch.equal(seen[0][2], seen[1][2])  # with two masks
