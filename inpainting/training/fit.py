@@ -134,8 +134,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
         quiet_known_warnings()
         try:
             if cfg.get("train", True):
-                if cfg.get("validate_first") and not cfg.get("ckpt_path"):
-                    # the curve's step 0: where the untrained (or init_from) net starts, what training must beat
+                if cfg.get("validate_first") and not cfg.get("ckpt_path") and trainer.world_size == 1:
+                    # the curve's step 0: where the untrained (or init_from) net starts, what training must beat.
+                    # One process only: a spawned DDP run would start its processes twice, and its loggers'
+                    # state (the CSV columns) would not carry from the validate processes to fit's
                     trainer.validate(module, datamodule=datamodule, verbose=False)
                     reset_metric_states(module)
                 trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
