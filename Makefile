@@ -19,7 +19,7 @@ install: ## Install the package (editable) with dev tools; torch first so no CUD
 	@# the released Optuna sweeper pins optuna<3 (2021), whose sqlite storage breaks; it works with optuna 5
 	$(PYTHON) -m pip install --quiet --no-deps "hydra-optuna-sweeper==1.3.0"
 
-train: install ## Train sa_unet 300 steps, batch 4, 128px crops, on the 11 embedded sample photos, CPU, wandb offline: 17 CPU-minutes of work (measured). Extra: ARGS="..."
+train: install ## Train sa_unet 300 steps, batch 4, 128px crops, on the 11 embedded sample photos, CPU, wandb offline: about 9 CPU-minutes (measured 2026-12-07). Extra: ARGS="..."
 	$(PYTHON) -m inpainting.train model=sa_unet $(ARGS)
 
 predict: ## Inpaint with the shipped model (or ckpt_path=): make predict ARGS="input=photo.jpg mask=photo_mask.png output=out.png"
