@@ -114,6 +114,13 @@ def test_temporal_copy_beats_telea_and_runs_are_identical(video_config, tmp_path
     assert mean["temporal_copy"] > mean["telea"] + 2
     again = run(video_config("methods=[telea,temporal_copy]", f"paths.output_dir={tmp_path / 'again'}"))
     assert again["results"].read_bytes() == files["results"].read_bytes()
+    # robust columns as for images: pooled-MSE PSNR beside each mean, the median beside each mean difference
+    summary = files["summary"].read_text()
+    assert "(pooled " in summary and "median Δ PSNR" in summary
+    psnr = {(r["clip"], r["mask_set"], r["mask_index"], r["method"]): float(r["psnr"]) for r in rows}
+    differences = [v - psnr[(*k[:3], "telea")] for k, v in psnr.items() if k[3] == "temporal_copy"]
+    line = next(x for x in summary.splitlines() if x.startswith("| temporal_copy − telea |"))
+    assert line.split("|")[3].strip() == f"{round(float(np.median(differences)), 2) + 0.0:+.2f}"
 
 
 def test_warping_error_is_zero_for_a_static_truth_and_larger_for_flicker():

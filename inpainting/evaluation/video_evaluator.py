@@ -399,16 +399,18 @@ def video_summary_markdown(
             [*buckets, "all"],
             metric,
             digits,
+            pooled=metric == "psnr",  # beside each mean: the PSNR of the pooled MSE (a near-exact pair weighs little)
         )
     pairs = comparisons(rows, methods)
     if pairs:
         lines += ["", "## Paired differences (same clips and masks)", ""]
         lines += [
             "Mean of first − second over the clip x mask pairs both were scored on, ± 95% half-width (Student's t "
-            "on the paired differences). Positive Δ PSNR/SSIM and negative Δ warping error favour the first.",
+            "on the paired differences; the headline), and the median of the same differences. Positive Δ "
+            "PSNR/SSIM and negative Δ warping error favour the first.",
             "",
         ]
-        lines += paired_table(rows, pairs, METRICS, ITEM_KEYS, {"warp_error": 6})
+        lines += paired_table(rows, pairs, METRICS, ITEM_KEYS, {"warp_error": 6}, median=True)
     return "\n".join(lines) + "\n"
 
 
