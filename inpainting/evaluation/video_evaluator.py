@@ -399,7 +399,8 @@ def video_summary_markdown(
             [*buckets, "all"],
             metric,
             digits,
-            pooled=metric == "psnr",  # beside each mean: the PSNR of the pooled MSE (a near-exact pair weighs little)
+            pooled=metric
+            == "psnr",  # beside each mean: the PSNR of the pooled MSE (a near-exact pair weighs little)
         )
     pairs = comparisons(rows, methods)
     if pairs:
