@@ -38,9 +38,10 @@ def test_a_run_outside_a_terminal_logs_one_line_per_validation(tmp_path, image_f
     output = proc.stdout + proc.stderr
     lines = output.splitlines()
     val = [line for line in lines if "val psnr" in line]
-    assert len(val) == 2, val  # validation at step 2 and step 4
-    assert "step 2/4 | loss " in val[0] and " img/s | " in val[0] and "elapsed" in val[0] and "left" in val[0]
-    assert "step 4/4" in val[1]
+    assert len(val) == 3, val  # where training starts (validate_first), then validation at step 2 and step 4
+    assert "step 0, before training | val psnr " in val[0]
+    assert "step 2/4 | loss " in val[1] and " img/s | " in val[1] and "elapsed" in val[1] and "left" in val[1]
+    assert "step 4/4" in val[2]
     assert any("fit done: step 4/4" in line for line in lines)
     assert any("test psnr" in line for line in lines)
     # no live bar (its frames, its it/s, Lightning's epoch counter), no colour escape codes in a log

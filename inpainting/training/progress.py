@@ -110,6 +110,10 @@ class TrainProgressLog(L.Callback):
 
     @rank_zero_only
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.state.fn == "validate" and trainer.global_step == 0:  # train's validate_first: the start
+            psnr, ssim = (_metric(trainer, f"{self.val_prefix}/{k}") for k in ("psnr", "ssim"))
+            log.info("step 0, before training | val psnr %s ssim %s", _fmt(psnr, 2), _fmt(ssim, 3))
+            return
         if trainer.sanity_checking or trainer.state.fn != "fit":
             return
         elapsed = time.perf_counter() - self.start
