@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import re
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_quality import downscaled_copy  # noqa: E402
-from report import markdown_table, write_section  # noqa: E402
+from report import markdown_table, run_logged, write_section  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 NETWORK = "sa_unet@ckpt:" + str(REPO / "inpainting" / "weights" / "sa_unet_default.pt")
@@ -41,14 +39,8 @@ def evaluate(source: Path, photos: Path, args: argparse.Namespace, out: Path, ex
         f"masks_per_image={args.masks_per_image}", f"mask_sets=[{','.join(args.mask_sets)}]",
         f"methods=[{','.join([*BASELINES, NETWORK])}]", f"hydra.run.dir={out}", *extra,
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(source), "WANDB_MODE": "offline"}
-    print(" ".join(command[1:]), flush=True)
-    load = os.getloadavg()[0]
-    start = time.perf_counter()
-    with open(out.with_suffix(".log"), "w") as log:
-        subprocess.run(command, cwd=source, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
-    seconds = time.perf_counter() - start
-    LOADS.append((load, os.getloadavg()[0]))
+    seconds, loads = run_logged(command, source, out.with_suffix(".log"))
+    LOADS.append(loads)
     return seconds
 
 

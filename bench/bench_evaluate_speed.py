@@ -17,14 +17,12 @@ import argparse
 import csv
 import os
 import re
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import markdown_table, write_section  # noqa: E402
+from report import markdown_table, run_logged, write_section  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 LOOP = re.compile(r"telea on \S+: (\d+) pairs in ([\d.]+) s")
@@ -39,19 +37,13 @@ def evaluate(args: argparse.Namespace, out: Path, vgg: str) -> dict:
         f"masks_per_image={args.masks_per_image}", f"mask_sets=[{','.join(args.mask_sets)}]",
         "methods=[telea]", "download_weights=false", f"vgg_weights={vgg}", f"hydra.run.dir={out}",
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_MODE": "offline"}
-    print(" ".join(command[1:]), flush=True)
-    load = os.getloadavg()[0]
-    start = time.perf_counter()
-    with open(out.with_suffix(".log"), "w") as log:
-        subprocess.run(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
-    wall = time.perf_counter() - start
+    wall, load = run_logged(command, REPO, out.with_suffix(".log"))
     sets = LOOP.findall(out.with_suffix(".log").read_text())
     return {
         "wall": wall,
         "loop": sum(float(s) for _, s in sets),
         "pairs": sum(int(n) for n, _ in sets),
-        "load": (load, os.getloadavg()[0]),
+        "load": load,
         "summary": (out / "summary.md").read_text(),
         "rows": standard_rows(out / "results.csv"),
     }

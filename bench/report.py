@@ -10,6 +10,8 @@ import datetime as dt
 import os
 import platform
 import re
+import subprocess
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -63,3 +65,15 @@ def write_section(name: str, title: str, body: str, page: Path = DEFAULT_PAGE) -
     )
     page.parent.mkdir(parents=True, exist_ok=True)
     page.write_text(text)
+
+
+def run_logged(command: Sequence[str], source: Path, log: Path) -> tuple[float, tuple[float, float]]:
+    """Run a command from the tree at ``source`` (on PYTHONPATH, wandb offline), its output into ``log``; return
+    its wall seconds and the 1-minute load average before and after (shared machines: say what else ran)."""
+    env = {**os.environ, "PYTHONPATH": str(source), "WANDB_MODE": "offline"}
+    print(" ".join(command[1:]), flush=True)
+    load = os.getloadavg()[0]
+    start = time.perf_counter()
+    with open(log, "w") as file:
+        subprocess.run(list(command), cwd=source, env=env, stdout=file, stderr=subprocess.STDOUT, check=True)
+    return time.perf_counter() - start, (load, os.getloadavg()[0])

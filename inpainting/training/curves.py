@@ -19,6 +19,7 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
 
 from inpainting.training.cpu_budget import CpuClock
+from inpainting.training.progress import validating_before_fit
 from inpainting.training.sweep_summary import (
     COLUMNS,
     CURVE_CSV,
@@ -80,7 +81,7 @@ class LearningCurve(L.Callback):
 
     @rank_zero_only
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        before_fit = trainer.state.fn == "validate" and trainer.global_step == 0  # train's validate_first
+        before_fit = validating_before_fit(trainer)
         if trainer.sanity_checking or not (trainer.state.fn == "fit" or before_fit):
             return
         row = {

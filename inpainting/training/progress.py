@@ -52,6 +52,11 @@ def step_based(trainer: L.Trainer) -> bool:
     return trainer.max_steps > 0 and (trainer.max_epochs is None or trainer.max_epochs < 0)
 
 
+def validating_before_fit(trainer: L.Trainer) -> bool:
+    """True in train's ``validate_first`` pass: ``trainer.validate`` before any step, the curve's step 0."""
+    return trainer.state.fn == "validate" and trainer.global_step == 0
+
+
 class StepProgressBar(RichProgressBar):
     """Lightning's rich bar, shown only in a terminal (``only_in_terminal``), reading ``step N/max_steps``
     instead of ``Epoch 299/-2`` for a run measured in steps. Disabled, it stays the trainer's progress bar, so
@@ -110,7 +115,7 @@ class TrainProgressLog(L.Callback):
 
     @rank_zero_only
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.state.fn == "validate" and trainer.global_step == 0:  # train's validate_first: the start
+        if validating_before_fit(trainer):
             psnr, ssim = (_metric(trainer, f"{self.val_prefix}/{k}") for k in ("psnr", "ssim"))
             log.info("step 0, before training | val psnr %s ssim %s", _fmt(psnr, 2), _fmt(ssim, 3))
             return
