@@ -16,6 +16,8 @@ only and works on that from then on, so scrambling what lies under the mask cann
   the holes (and where its match lies in the next frame's hole) replaced by a harmonic fill of the flow field, then
   each hole pixel follows the flow chain forward and backward to the nearest frame where it lands on known pixels
   (bilinear sample); the rest by the harmonic fill. Handles camera motion that ``TemporalCopy`` cannot.
+  ``flow_guided_still``: the same with a still-camera test (a frame pair whose median flow is under half a pixel is
+  copied as by ``TemporalCopy``): the first guess of the ``temporal_prior=flow`` video network.
 
 :func:`get_video_baseline` builds one by name (:data:`VIDEO_BASELINES`).
 """
@@ -25,21 +27,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
-import torch
 
 from inpainting.errors import ConfigError
 from inpainting.evaluation.baselines import Inpainter, get_baseline, harmonic
-from inpainting.models.fill_prior import push_pull_fill
+from inpainting.models.flow_prior import DIS_PRESETS, STILL_CAMERA_PX, flow_propagate
 
 VideoInpainter = Callable[[np.ndarray, np.ndarray], np.ndarray]
-
-DIS_PRESETS = {
-    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
-    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
-}
 
 
 def _check_video(frames: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -66,14 +60,6 @@ def _paste_known(frames: np.ndarray, holes: np.ndarray, filled: np.ndarray) -> n
 
 def _per_frame(method: Inpainter, frames: np.ndarray, holes: np.ndarray) -> np.ndarray:
     return np.stack([method(frame, hole.astype(np.uint8)) for frame, hole in zip(frames, holes, strict=True)])
-
-
-def _harmonic_field(field: np.ndarray, invalid: np.ndarray) -> np.ndarray:
-    """A float ``H x W x C`` field with its ``invalid`` cells replaced by the harmonic (relaxed push-pull) fill."""
-    values = torch.from_numpy(np.ascontiguousarray(field, dtype=np.float64)).permute(2, 0, 1)[None]
-    hole = torch.from_numpy(invalid)[None, None].double()
-    filled = push_pull_fill(values, hole, relax=4)[0].permute(1, 2, 0).numpy()
-    return np.where(invalid[..., None], filled, field).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -121,10 +107,13 @@ class FlowGuided:
 
     ``margin``: pixels around the holes whose flow is also replaced by the flow fill (the flow there was matched
     against filled, not real, content). ``preset``: the DIS preset (``"ultrafast"``, ``"fast"``, ``"medium"``).
+    ``still_camera_px``: a frame pair whose median flow is below it is copied as a still camera (0: off; see
+    :mod:`inpainting.models.flow_prior`).
     """
 
     margin: int = 3
     preset: str = "medium"
+    still_camera_px: float = 0.0
 
     def __post_init__(self) -> None:
         if self.preset not in DIS_PRESETS:
@@ -133,6 +122,10 @@ class FlowGuided:
             )
         if int(self.margin) != self.margin or self.margin < 0:
             raise ConfigError(f"FlowGuided: margin must be an int >= 0, got {self.margin!r}")
+        if not self.still_camera_px >= 0:
+            raise ConfigError(
+                f"FlowGuided: still_camera_px must be a number >= 0 (0: off), got {self.still_camera_px!r}"
+            )
 
     def __call__(self, frames: np.ndarray, mask: np.ndarray) -> np.ndarray:
         frames, holes = _check_video(frames, mask)
@@ -140,58 +133,13 @@ class FlowGuided:
             return frames.copy()
         # From here on only ``filled`` is read: hidden pixels replaced by a fill of the known ones.
         filled = _per_frame(harmonic(), frames, holes)
-        forward, backward = self._flows(filled, holes)
-        out = filled.astype(np.float32)
-        count, height, width = holes.shape
-        known = (~holes).astype(np.float32)
-        grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-        missing = holes.copy()
-        # chains[t][direction] = current (x, y) positions of frame t's pixels followed that many frames on
-        chains = {(t, d): (grid_x.copy(), grid_y.copy()) for t in range(count) for d in (-1, 1)}
-        for step in range(1, count):
-            for t in range(count):
-                for direction in (-1, 1):  # the earlier frame first on a tie
-                    s = t + direction * step
-                    if not (0 <= s < count) or not missing[t].any():
-                        continue
-                    flow = forward[s - 1] if direction == 1 else backward[s + 1]  # frame s - direction -> s
-                    x, y = chains[t, direction]
-                    dx = cv2.remap(flow[..., 0], x, y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-                    dy = cv2.remap(flow[..., 1], x, y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-                    x, y = x + dx, y + dy
-                    chains[t, direction] = (x, y)
-                    # all four bilinear neighbours known (and inside the frame): the sample is real content
-                    seen = cv2.remap(known[s], x, y, cv2.INTER_LINEAR, borderValue=0.0) > 0.999
-                    take = missing[t] & seen
-                    if take.any():
-                        sample = cv2.remap(out[s], x, y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-                        out[t][take] = sample[take]
-                        missing[t] &= ~take
+        out, missing = flow_propagate(
+            filled.astype(np.float32), holes, self.margin, self.preset, self.still_camera_px
+        )
         out_u8 = np.clip(np.rint(out), 0, 255).astype(np.uint8)
         if missing.any():  # seen in no frame: the harmonic fill from known and propagated pixels
             out_u8 = _per_frame(harmonic(), out_u8, missing)
         return _paste_known(frames, holes, out_u8)
-
-    def _flows(self, filled: np.ndarray, holes: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """``forward[t]``: flow t -> t+1 at frame t's pixels; ``backward[t]``: flow t -> t-1 (``backward[0]`` unused).
-
-        Flow is unreliable where either frame of the pair shows fill instead of content; there it is replaced by the
-        harmonic fill of the flow around it (zero motion if nothing is reliable).
-        """
-        dis = cv2.DISOpticalFlow_create(DIS_PRESETS[self.preset])
-        gray = [cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in filled]
-        kernel = np.ones((2 * self.margin + 1, 2 * self.margin + 1), np.uint8)
-        zero = np.zeros((*holes.shape[1:], 2), np.float32)
-        forward, backward = [], [zero]
-        for t in range(len(filled) - 1):
-            invalid = cv2.dilate((holes[t] | holes[t + 1]).astype(np.uint8), kernel) > 0
-            pair = []
-            for a, b in ((t, t + 1), (t + 1, t)):
-                flow = dis.calc(gray[a], gray[b], None)
-                pair.append(zero if invalid.all() else _harmonic_field(flow, invalid))
-            forward.append(pair[0])
-            backward.append(pair[1])
-        return forward, backward
 
 
 def per_frame(method: str = "telea", **kwargs: object) -> PerFrame:
@@ -204,9 +152,16 @@ def temporal_copy() -> TemporalCopy:
     return TemporalCopy()
 
 
-def flow_guided(margin: int = 3, preset: str = "medium") -> FlowGuided:
+def flow_guided(margin: int = 3, preset: str = "medium", still_camera_px: float = 0.0) -> FlowGuided:
     """Optical-flow-guided propagation, harmonic fill for the rest."""
-    return FlowGuided(margin, preset)
+    return FlowGuided(margin, preset, still_camera_px)
+
+
+def flow_guided_still(margin: int = 3, preset: str = "medium") -> FlowGuided:
+    """Flow-guided propagation with the still-camera test: a frame pair moving less than
+    :data:`~inpainting.models.flow_prior.STILL_CAMERA_PX` is copied as ``temporal_copy`` does. The first guess of
+    the ``temporal_prior=flow`` video network, so the network can be compared with where it starts."""
+    return FlowGuided(margin, preset, STILL_CAMERA_PX)
 
 
 #: Video method factories by plain name; call one (or :func:`get_video_baseline`) to get a ``(frames, mask)`` method.
@@ -217,6 +172,7 @@ VIDEO_BASELINES: dict[str, Callable[..., VideoInpainter]] = {
     },
     "temporal_copy": temporal_copy,
     "flow_guided": flow_guided,
+    "flow_guided_still": flow_guided_still,
 }
 
 

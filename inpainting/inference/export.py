@@ -308,6 +308,12 @@ def export(ckpt_path: str | Path, fmt: str, output: str | Path | None = None) ->
     if out.is_dir():
         raise IsADirectoryError(f"output={out} is a folder; give a file name, e.g. {out / ckpt_path.stem}")
     model_config = config["model"]
+    if fmt != "generator" and getattr(net, "temporal_prior", None) == "flow":
+        raise ConfigError(
+            f"ckpt_path={ckpt_path}: a video network with model.temporal_prior=flow computes its first guess with "
+            f"OpenCV's optical flow outside the network, so format={fmt} cannot hold it; export format=generator, "
+            "or train with model.temporal_prior=nearest for an ONNX/TorchScript file"
+        )
     try:
         if fmt == "generator":
             save_generator(net, model_config, out, metadata)

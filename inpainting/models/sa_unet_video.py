@@ -31,12 +31,15 @@ from torch import Tensor, nn
 
 from inpainting.models.attention import SelfAttention2d
 from inpainting.models.fill_prior import nearest_visible_fill, push_pull_fill
+from inpainting.models.flow_prior import STILL_CAMERA_PX, flow_fill
 from inpainting.models.layers import LayerNorm2d, hole_tokens
 from inpainting.models.sa_unet import SAUNet
 
 __all__ = ["SAUNetVideo", "VideoSelfAttention"]
 
 IMAGE_TARGET = f"{SAUNet.__module__}.{SAUNet.__qualname__}"
+#: ``temporal_prior`` values: a bool (True = "nearest") or one of these names
+TEMPORAL_PRIORS = ("none", "nearest", "flow")
 #: score added at spatial offset 0 to a key in another frame of the window, before training (see VideoSelfAttention)
 CROSS_FRAME_BIAS_INIT = 4.0
 
@@ -198,12 +201,26 @@ class VideoSelfAttention(SelfAttention2d):
         return o.view(b, heads, frames, h * w, d).permute(0, 2, 1, 4, 3).reshape(bt, c, h, w)
 
 
+def _prior_name(value: bool | str) -> str:
+    """``temporal_prior`` as one of :data:`TEMPORAL_PRIORS` (True is ``"nearest"``, False ``"none"``)."""
+    if isinstance(value, bool):
+        return "nearest" if value else "none"
+    if value not in TEMPORAL_PRIORS:
+        raise ValueError(
+            f"temporal_prior must be true, false or one of {', '.join(TEMPORAL_PRIORS)}, got {value!r}"
+        )
+    return value
+
+
 class SAUNetVideo(SAUNet):
     """SAUNet on clips: ``forward(masked_clip, mask) -> clip``, ``B x T x 3 x H x W`` in [-1, 1].
 
     Takes every :class:`SAUNet` argument (same meaning, same parameters) plus ``temporal``: True makes the attention
     blocks attend across the T frames (see the module docstring), False keeps each frame to itself (the per-frame
-    ablation, identical ``state_dict``). A 4-D ``B x 3 x H x W`` input is a one-frame clip and comes back 4-D, so
+    ablation, identical ``state_dict``). ``temporal_prior`` picks the first guess the net refines: ``"nearest"``
+    (or True) takes each hole pixel from the nearest frame that shows the same place (a still camera), ``"flow"``
+    follows the optical flow there (:mod:`~inpainting.models.flow_prior`: OpenCV on the CPU, so that net does not
+    export), ``"none"`` (or False) is the per-frame push-pull fill. No parameters depend on it. A 4-D ``B x 3 x H x W`` input is a one-frame clip and comes back 4-D, so
     image tools (MAC counts, image training) can run it.
     """
 
@@ -211,14 +228,14 @@ class SAUNetVideo(SAUNet):
         self,
         *args: Any,
         temporal: bool = True,
-        temporal_prior: bool = False,
+        temporal_prior: bool | str = False,
         propagated_mask: float = 1.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.temporal = bool(temporal)
-        self.temporal_prior = bool(temporal_prior)
-        if self.temporal_prior and not self.fill_prior:
+        self.temporal_prior = _prior_name(temporal_prior)
+        if self.temporal_prior != "none" and not self.fill_prior:
             raise ValueError("temporal_prior=true refines a first guess: it needs fill_prior=true")
         if not 0.0 <= propagated_mask <= 1.0:
             raise ValueError(f"propagated_mask must be in [0, 1], got {propagated_mask}")
@@ -234,13 +251,18 @@ class SAUNetVideo(SAUNet):
         return f"temporal={self.temporal}, temporal_prior={self.temporal_prior}"
 
     def _prior(self, masked_image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """With ``temporal_prior``: hole pixels first from the nearest frame that sees them, push-pull on the
-        rest; the mask channel shows those pixels as ``propagated_mask`` (1 = still a hole to the net)."""
+        """With ``temporal_prior``: hole pixels first from another frame that sees them (the same place, or along
+        the flow), push-pull on the rest; the mask channel shows those pixels as ``propagated_mask`` (1 = still a
+        hole to the net)."""
         frames = self._frames or 1
-        if not self.temporal_prior or frames == 1:
+        if self.temporal_prior == "none" or frames == 1:
             return super()._prior(masked_image, mask)
         clip = masked_image.view(-1, frames, *masked_image.shape[1:])
-        filled, unseen = nearest_visible_fill(clip, mask.view(-1, frames, *mask.shape[1:]))
+        clip_mask = mask.view(-1, frames, *mask.shape[1:])
+        if self.temporal_prior == "flow":
+            filled, unseen = flow_fill(clip, clip_mask, still_camera_px=STILL_CAMERA_PX)
+        else:
+            filled, unseen = nearest_visible_fill(clip, clip_mask)
         filled, unseen = filled.flatten(0, 1), unseen.flatten(0, 1)
         prior = push_pull_fill(filled, unseen, relax=self.fill_prior_relax)
         return prior, unseen + self.propagated_mask * (mask - unseen)
@@ -305,7 +327,9 @@ SAUNetVideo.__signature__ = inspect.Signature(
     [
         *inspect.signature(SAUNet).parameters.values(),
         inspect.Parameter("temporal", inspect.Parameter.KEYWORD_ONLY, default=True, annotation=bool),
-        inspect.Parameter("temporal_prior", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=bool),
+        inspect.Parameter(
+            "temporal_prior", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=bool | str
+        ),
         inspect.Parameter("propagated_mask", inspect.Parameter.KEYWORD_ONLY, default=1.0, annotation=float),
     ]
 )
