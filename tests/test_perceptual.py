@@ -154,3 +154,20 @@ def test_missing_weights_and_bad_options_are_clear(tmp_path: Path) -> None:
         VGGFeatureLoss(weights=None, distance="l3")
     # no VGG is built (so no weights are needed) when its terms are off
     assert RecipeLoss(vgg_weights=str(tmp_path / "missing.pth")).vgg_loss is None
+
+
+@pytest.mark.parametrize("distance", ["l1", "l2", "charbonnier"])
+def test_pixel_distance_of_the_hole_and_valid_terms(distance: str) -> None:
+    """``loss.distance`` changes both pixel terms by hand-computable amounts; a bad name is a clear error."""
+    output, composite, target, mask = _batch()
+    terms = InpaintingLoss(hole_weight=6, valid_weight=1, tv_weight=0, distance=distance)(
+        output, composite, target, mask
+    )
+    d = (output - target)[mask.expand_as(output) > 0]
+    expected = {"l1": d.abs(), "l2": d**2, "charbonnier": (d**2 + 1e-6).sqrt()}[distance].mean()
+    torch.testing.assert_close(terms["hole_l1"], expected)
+    assert torch.isclose(terms["total"], 6 * terms["hole_l1"] + terms["valid_l1"])
+    recipe = RecipeLoss(hole_weight=6, valid_weight=1, tv_weight=0, vgg_weights=None, distance=distance)
+    torch.testing.assert_close(recipe(output, composite, target, mask)["total"], terms["total"])
+    with pytest.raises(ValueError, match="loss.distance must be one of l1, l2, charbonnier"):
+        InpaintingLoss(distance="huber")

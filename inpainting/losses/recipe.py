@@ -35,7 +35,7 @@ class RecipeLoss(InpaintingLoss):
     """Hole/valid L1 + TV (the parent's terms) + perceptual + style (+ coarse-stage L1).
 
     Args:
-        hole_weight, valid_weight, tv_weight: as :class:`InpaintingLoss`.
+        hole_weight, valid_weight, tv_weight, distance: as :class:`InpaintingLoss`.
         perceptual_weight, style_weight: weights of the VGG16 terms; the VGG is only built when one is > 0.
         coarse_weight: weight of ``hole_weight * hole L1 + valid_weight * valid L1`` on the coarse stage's output,
             when the caller passes ``coarse=`` (networks with ``forward_stages``, e.g. ``GatedCANet``).
@@ -59,8 +59,11 @@ class RecipeLoss(InpaintingLoss):
         style_layers: Sequence[str] = ("pool1", "pool2", "pool3"),
         perceptual_distance: str = "l1",
         feature_scale: str | float | Mapping[str, float] = "auto",
+        distance: str = "l1",
     ) -> None:
-        super().__init__(hole_weight=hole_weight, valid_weight=valid_weight, tv_weight=tv_weight)
+        super().__init__(
+            hole_weight=hole_weight, valid_weight=valid_weight, tv_weight=tv_weight, distance=distance
+        )
         for name, value in {
             "perceptual_weight": perceptual_weight,
             "style_weight": style_weight,
@@ -110,8 +113,8 @@ class RecipeLoss(InpaintingLoss):
                 terms["style"] = style
                 total = total + self.style_weight * style
         if coarse is not None and self.coarse_weight > 0:
-            terms["coarse_hole_l1"] = masked_l1(coarse, target, mask)
-            terms["coarse_valid_l1"] = masked_l1(coarse, target, 1.0 - mask)
+            terms["coarse_hole_l1"] = masked_l1(coarse, target, mask, self.distance)
+            terms["coarse_valid_l1"] = masked_l1(coarse, target, 1.0 - mask, self.distance)
             total = total + self.coarse_weight * (
                 self.hole_weight * terms["coarse_hole_l1"] + self.valid_weight * terms["coarse_valid_l1"]
             )
