@@ -36,7 +36,7 @@ def main(cfg: DictConfig) -> None:
             log.info(
                 "no ckpt_path given: exporting the shipped model %s (ckpt_path=... exports another)", source
             )
-        export(source, cfg.format, output)
+        export(source, cfg.format, output, temporal_prior=cfg.get("temporal_prior"))
 
 
 if __name__ == "__main__":

@@ -8,10 +8,11 @@ import torch
 
 from inpainting.errors import ConfigError
 from inpainting.evaluation.video_baselines import FlowGuided, TemporalCopy, get_video_baseline
-from inpainting.inference.checkpoint import save_generator
+from inpainting.inference.checkpoint import load_generator, save_generator
 from inpainting.inference.export import export
 from inpainting.models.fill_prior import nearest_visible_fill
 from inpainting.models.flow_prior import flow_fill
+from inpainting.models.sa_unet import SAUNet
 from inpainting.models.sa_unet_video import SAUNetVideo
 from tests.test_video_baselines import moving_hole, psnr_in_holes, texture
 
@@ -108,3 +109,29 @@ def test_temporal_prior_names_are_checked_and_a_flow_net_exports_only_as_a_gener
         export(source, "onnx", tmp_path / "flow.onnx")
     assert not (tmp_path / "flow.onnx").exists()
     assert export(source, "generator", tmp_path / "copy.pt").exists()
+
+
+def test_export_can_give_a_video_net_another_first_guess(tmp_path):
+    """No parameter depends on the first guess: export swaps it (and so makes an ONNX file of a flow net), and
+    refuses it for an image net or a net without the fill prior."""
+    config = {"_target_": "inpainting.models.sa_unet_video.SAUNetVideo", **TINY, "fill_prior": True}
+    net = SAUNetVideo(**{k: v for k, v in config.items() if k != "_target_"}, temporal_prior="flow").eval()
+    source = tmp_path / "flow.pt"
+    save_generator(net, {**config, "temporal_prior": "flow"}, source, {"clip_length": 3})
+    nearest = export(source, "generator", tmp_path / "nearest.pt", temporal_prior="nearest")
+    loaded, saved = load_generator(nearest)
+    assert loaded.temporal_prior == "nearest" and saved["model"]["temporal_prior"] == "nearest"
+    weights = net.state_dict()
+    assert all(torch.equal(value, weights[key]) for key, value in loaded.state_dict().items())
+    assert export(source, "onnx", tmp_path / "nearest.onnx", temporal_prior="nearest").is_file()
+    with pytest.raises(ConfigError, match="temporal_prior=optical"):
+        export(source, "generator", tmp_path / "bad.pt", temporal_prior="optical")
+    plain = SAUNetVideo(**TINY).eval()  # no fill prior: no first guess to swap in
+    save_generator(plain, {"_target_": config["_target_"], **TINY}, tmp_path / "plain.pt", {"clip_length": 3})
+    with pytest.raises(ConfigError, match="fill_prior"):
+        export(tmp_path / "plain.pt", "generator", tmp_path / "bad.pt", temporal_prior="flow")
+    image = SAUNet(**TINY).eval()
+    save_generator(image, {"_target_": "inpainting.models.sa_unet.SAUNet", **TINY}, tmp_path / "image.pt")
+    with pytest.raises(ConfigError, match="video network"):
+        export(tmp_path / "image.pt", "generator", tmp_path / "bad.pt", temporal_prior="flow")
+    assert not (tmp_path / "bad.pt").exists()

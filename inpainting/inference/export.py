@@ -292,12 +292,37 @@ def _quiet_onnx_logs() -> Iterator[None]:
             logger.setLevel(level)
 
 
-def export(ckpt_path: str | Path, fmt: str, output: str | Path | None = None) -> Path:
-    """Export the generator in ``ckpt_path`` (training .ckpt or generator file) as ``fmt``; return the path."""
+def set_temporal_prior(net: nn.Module, model_config: dict[str, Any], value: bool | str) -> dict[str, Any]:
+    """Give a video network another first guess (it has no parameters); returns the model config to record."""
+    from inpainting.inference.video import is_video_network
+
+    if not is_video_network(net):
+        raise ConfigError(
+            f"temporal_prior={value} applies to a video network (sa_unet_video), not to {type(net).__name__}"
+        )
+    try:
+        net.set_temporal_prior(value)
+    except ValueError as error:
+        raise ConfigError(f"temporal_prior={value}: {error}") from None
+    return {**model_config, "temporal_prior": value}
+
+
+def export(
+    ckpt_path: str | Path,
+    fmt: str,
+    output: str | Path | None = None,
+    temporal_prior: bool | str | None = None,
+) -> Path:
+    """Export the generator in ``ckpt_path`` (training .ckpt or generator file) as ``fmt``; return the path.
+
+    ``temporal_prior``: a video network's first guess in the export (None keeps the file's; see
+    :meth:`~inpainting.models.sa_unet_video.SAUNetVideo.set_temporal_prior`)."""
     if fmt not in FORMATS:
         raise ConfigError(f"format={fmt!r} is not one of {', '.join(FORMATS)}")
     ckpt_path = Path(ckpt_path)
     net, config = load_generator(ckpt_path)
+    if temporal_prior is not None:
+        config = {**config, "model": set_temporal_prior(net, config["model"], temporal_prior)}
     metadata = {**source_metadata(ckpt_path), "weights": config["weights"]}  # "ema" | "raw"
     frames = clip_frames(net, config)
     if frames is not None:  # a video network: the clip length travels with every format
@@ -312,7 +337,7 @@ def export(ckpt_path: str | Path, fmt: str, output: str | Path | None = None) ->
         raise ConfigError(
             f"ckpt_path={ckpt_path}: a video network with model.temporal_prior=flow computes its first guess with "
             f"OpenCV's optical flow outside the network, so format={fmt} cannot hold it; export format=generator, "
-            "or train with model.temporal_prior=nearest for an ONNX/TorchScript file"
+            "or add temporal_prior=nearest (the still-camera guess, no parameters change) for an ONNX/TorchScript file"
         )
     try:
         if fmt == "generator":

@@ -234,9 +234,7 @@ class SAUNetVideo(SAUNet):
     ) -> None:
         super().__init__(*args, **kwargs)
         self.temporal = bool(temporal)
-        self.temporal_prior = _prior_name(temporal_prior)
-        if self.temporal_prior != "none" and not self.fill_prior:
-            raise ValueError("temporal_prior=true refines a first guess: it needs fill_prior=true")
+        self.set_temporal_prior(temporal_prior)
         if not 0.0 <= propagated_mask <= 1.0:
             raise ValueError(f"propagated_mask must be in [0, 1], got {propagated_mask}")
         self.propagated_mask = float(propagated_mask)
@@ -246,6 +244,14 @@ class SAUNetVideo(SAUNet):
             for key, block in list(self.attn.items()):
                 self.attn[key] = VideoSelfAttention.from_image_block(block)
         self._frames: int | None = None  # T of the clip being processed, read by _attend
+
+    def set_temporal_prior(self, value: bool | str) -> None:
+        """Choose the first guess (``true``/``"nearest"``, ``"flow"``, ``false``/``"none"``). No parameter depends
+        on it, so a trained net can be given another (``python -m inpainting.export ... temporal_prior=...``)."""
+        name = _prior_name(value)
+        if name != "none" and not self.fill_prior:
+            raise ValueError(f"temporal_prior={value} refines a first guess: it needs fill_prior=true")
+        self.temporal_prior = name
 
     def extra_repr(self) -> str:
         return f"temporal={self.temporal}, temporal_prior={self.temporal_prior}"
