@@ -68,3 +68,21 @@ def test_a_run_trains_on_small_crops_then_validates_at_full_size(tiny_train_conf
         metrics = train(cfg)
     assert any("training on 16x16 crops" in r.getMessage() for r in caplog.records)
     assert "val/psnr" in metrics and "test/psnr" in metrics
+
+
+def test_survives_pickling_for_ddp_spawn_and_resumes_its_windows():
+    """ddp_spawn pickles the callbacks; a resumed run continues the same sequence of windows."""
+    import pickle
+
+    def first_pixel(crop: ProgressiveCrop) -> int:
+        batch = _batch()
+        crop.on_train_batch_start(SimpleNamespace(global_step=0), None, batch, 0)
+        return int(batch["image"].flatten()[0])
+
+    crop = pickle.loads(pickle.dumps(ProgressiveCrop([[0, 8]], seed=3)))
+    first_pixel(crop)
+    state = crop.state_dict()
+    expected = [first_pixel(crop) for _ in range(4)]
+    resumed = ProgressiveCrop([[0, 8]], seed=3)
+    resumed.load_state_dict(state)
+    assert [first_pixel(resumed) for _ in range(4)] == expected

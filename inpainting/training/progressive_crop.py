@@ -49,8 +49,19 @@ class ProgressiveCrop(L.Callback):
 
     def __init__(self, schedule: Sequence[Sequence[int]] | None = None, seed: int | None = 0) -> None:
         self.schedule = _check_schedule(schedule)
-        self.generator = torch.Generator().manual_seed(seed or 0)
+        self.seed = seed or 0
+        # made on first use: a torch.Generator cannot be pickled, and ddp_spawn pickles the callbacks
+        self._generator: torch.Generator | None = None
+        self._pending_state: torch.Tensor | None = None
         self._logged: int | None = None
+
+    @property
+    def generator(self) -> torch.Generator:
+        if self._generator is None:
+            self._generator = torch.Generator().manual_seed(self.seed)
+            if self._pending_state is not None:
+                self._generator.set_state(self._pending_state)
+        return self._generator
 
     def size_at(self, step: int) -> int | None:
         """The crop size in force at ``step`` (None: the full batch)."""
@@ -86,4 +97,6 @@ class ProgressiveCrop(L.Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if "generator" in state_dict:
-            self.generator.set_state(state_dict["generator"])
+            self._pending_state = state_dict["generator"]
+            if self._generator is not None:
+                self._generator.set_state(self._pending_state)
