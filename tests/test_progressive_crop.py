@@ -62,7 +62,7 @@ def test_a_bad_schedule_is_one_clear_line(schedule, tiny_train_config):
     assert is_user_error(error.value) and "callbacks.progressive_crop.schedule" in str(error.value)
 
 
-def test_a_run_trains_on_small_crops_then_validates_at_full_size(tiny_train_config, caplog):
+def test_a_run_trains_on_small_crops_and_still_validates_and_tests(tiny_train_config, caplog):
     cfg = tiny_train_config("callbacks.progressive_crop.schedule=[[0,16]]")
     with caplog.at_level(logging.INFO, logger="inpainting.training.progressive_crop"):
         metrics = train(cfg)

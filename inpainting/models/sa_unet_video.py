@@ -219,8 +219,9 @@ class SAUNetVideo(SAUNet):
     blocks attend across the T frames (see the module docstring), False keeps each frame to itself (the per-frame
     ablation, identical ``state_dict``). ``temporal_prior`` picks the first guess the net refines: ``"nearest"``
     (or True) takes each hole pixel from the nearest frame that shows the same place (a still camera), ``"flow"``
-    follows the optical flow there (:mod:`~inpainting.models.flow_prior`: OpenCV on the CPU, so that net does not
-    export), ``"none"`` (or False) is the per-frame push-pull fill. No parameters depend on it. A 4-D ``B x 3 x H x W`` input is a one-frame clip and comes back 4-D, so
+    follows the optical flow there (:mod:`~inpainting.models.flow_prior`: OpenCV on the CPU, outside any ONNX or
+    TorchScript graph, so such a net exports with ``"nearest"``), ``"none"`` (or False) is the per-frame push-pull
+    fill. No parameters depend on it. A 4-D ``B x 3 x H x W`` input is a one-frame clip and comes back 4-D, so
     image tools (MAC counts, image training) can run it.
     """
 
