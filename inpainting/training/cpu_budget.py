@@ -7,11 +7,18 @@ worker processes (``data.num_workers>0``) and not of other processes on the mach
 
 :class:`CpuClock` counts from the start of fit and carries the seconds of earlier processes of the same run across
 a resume (its state is stored in the checkpoint), so a resumed run's budget and curve continue rather than restart.
+
+``decay=cosine`` spends the learning rate with the budget: a schedule over ``trainer.max_steps`` cannot end
+decayed when the budget, not the step count, ends the run, and recipes whose steps cost different CPU time (width,
+batch, crop size) then stop at different points of their schedule. Here the rate follows the CPU-seconds spent
+instead, so every job of a sweep ends settled at the same budget. The price: the rate depends on measured time,
+so two runs of the same seed are no longer bit-identical.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Any
 
@@ -52,27 +59,81 @@ class CpuClock:
         self.wall_before = float(state.get("wall_seconds", 0.0))
 
 
+DECAYS = ("none", "cosine")
+
+
+def budget_lr_factor(
+    spent_fraction: float, step: int, warmup_steps: int, eta_min_fraction: float, start_factor: float = 0.01
+) -> float:
+    """The fraction of the base learning rate at ``step`` once ``spent_fraction`` of the budget is used: a linear
+    warm-up over ``warmup_steps`` (from ``start_factor``), times a cosine from 1 to ``eta_min_fraction``."""
+    progress = min(max(spent_fraction, 0.0), 1.0)
+    cosine = eta_min_fraction + (1.0 - eta_min_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    if warmup_steps > 0 and step < warmup_steps:
+        return cosine * (start_factor + (1.0 - start_factor) * step / warmup_steps)
+    return cosine
+
+
 class CpuBudget(L.Callback):
-    """Stop training once the run has used ``max_cpu_seconds`` of CPU time (``None``: no cap).
+    """Stop training once the run has used ``max_cpu_seconds`` of CPU time (``None``: no cap), and with
+    ``decay="cosine"`` decay the learning rate over that budget (a warm-up of ``warmup_steps`` steps first).
 
     Like ``trainer.max_time`` it sets ``trainer.should_stop``: Lightning then validates at that step, the
     checkpoint callbacks save and test runs as after any end of fit. Under DDP every rank counts its own process
-    and all stop when any one is over.
+    and all stop when any one is over. The decay sets every optimizer's rate itself before each step, from each
+    parameter group's base rate, so it refuses to run with a schedule of its own (use ``scheduler=constant``).
     """
 
-    def __init__(self, max_cpu_seconds: float | None = None) -> None:
+    def __init__(
+        self,
+        max_cpu_seconds: float | None = None,
+        decay: str = "none",
+        warmup_steps: int = 0,
+        eta_min: float = 1.0e-6,
+    ) -> None:
         if max_cpu_seconds is not None and not max_cpu_seconds > 0:
             raise ConfigError(
                 f"callbacks.cpu_budget.max_cpu_seconds={max_cpu_seconds}: give a positive number of seconds, "
                 "or null for no cap"
             )
+        if decay not in DECAYS:
+            raise ConfigError(f"callbacks.cpu_budget.decay={decay!r}: choose one of {', '.join(DECAYS)}")
+        if decay != "none" and max_cpu_seconds is None:
+            raise ConfigError(
+                f"callbacks.cpu_budget.decay={decay} decays over the CPU budget: also set "
+                "callbacks.cpu_budget.max_cpu_seconds to a positive number of seconds"
+            )
+        if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
+            raise ConfigError(
+                f"callbacks.cpu_budget.warmup_steps={warmup_steps!r}: give a whole number of steps, 0 or more"
+            )
+        if not eta_min >= 0:
+            raise ConfigError(f"callbacks.cpu_budget.eta_min={eta_min}: give a learning rate of 0 or more")
         self.max_cpu_seconds = max_cpu_seconds
+        self.decay = decay
+        self.warmup_steps = warmup_steps
+        self.eta_min = eta_min
         self.clock = CpuClock()
         self.stopped = False
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.clock.start()
         self.stopped = False
+        if self.decay != "none":
+            _refuse_other_schedules(trainer)
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if self.decay == "none" or self.max_cpu_seconds is None:
+            return
+        spent = self.clock.cpu_seconds() / self.max_cpu_seconds
+        for optimizer in trainer.optimizers:
+            for group in optimizer.param_groups:
+                # the base rate is kept in the group, so it is saved with the optimizer and survives a resume
+                base = group.setdefault("initial_lr", group["lr"])
+                floor = min(self.eta_min / base, 1.0) if base > 0 else 0.0
+                group["lr"] = base * budget_lr_factor(spent, trainer.global_step, self.warmup_steps, floor)
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -97,3 +158,13 @@ class CpuBudget(L.Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.clock.load_state_dict(state_dict)
+
+
+def _refuse_other_schedules(trainer: L.Trainer) -> None:
+    """Two schedules on one rate would multiply: the budget's decay runs only beside a constant one."""
+    for config in trainer.lr_scheduler_configs:
+        if type(config.scheduler).__name__ != "ConstantLR":
+            raise ConfigError(
+                f"callbacks.cpu_budget.decay sets the learning rate itself, but a "
+                f"{type(config.scheduler).__name__} schedule is configured too: use scheduler=constant"
+            )
