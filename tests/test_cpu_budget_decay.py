@@ -33,7 +33,10 @@ def test_the_factor_warms_up_by_step_then_follows_a_cosine_of_the_budget_spent()
     [
         ({"max_cpu_seconds": 10, "decay": "linear"}, "callbacks.cpu_budget.decay='linear'"),
         ({"decay": "cosine"}, "callbacks.cpu_budget.max_cpu_seconds"),
-        ({"max_cpu_seconds": 10, "decay": "cosine", "warmup_steps": -1}, "callbacks.cpu_budget.warmup_steps=-1"),
+        (
+            {"max_cpu_seconds": 10, "decay": "cosine", "warmup_steps": -1},
+            "callbacks.cpu_budget.warmup_steps=-1",
+        ),
         ({"max_cpu_seconds": 10, "decay": "cosine", "eta_min": -1.0}, "callbacks.cpu_budget.eta_min=-1.0"),
     ],
 )
@@ -43,7 +46,9 @@ def test_bad_decay_settings_are_one_line_naming_the_option(kwargs, option):
     assert option in str(error.value) and "\n" not in str(error.value)
 
 
-def test_a_budget_capped_run_ends_with_its_rate_decayed_and_keeps_the_base_rate_for_a_resume(tiny_train_config):
+def test_a_budget_capped_run_ends_with_its_rate_decayed_and_keeps_the_base_rate_for_a_resume(
+    tiny_train_config,
+):
     cfg = tiny_train_config(
         "trainer.max_steps=100000",
         "trainer.val_check_interval=4",
