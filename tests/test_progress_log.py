@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -18,8 +19,9 @@ from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
 from inpainting.inference import predict_runner
+from inpainting.training.cpu_budget import CpuBudget
 from inpainting.training.fit import train
-from inpainting.training.progress import StepProgressBar, clock
+from inpainting.training.progress import StepProgressBar, budget_time_left, clock
 from tests.conftest import CONF_DIR, TINY_OVERRIDES, compose_config, run_cli
 from tests.test_inference import holes, photo, tiny_generator_file
 
@@ -68,6 +70,17 @@ def test_the_bar_counts_steps_not_epochs_in_a_step_based_run(tiny_train_config, 
     train(tiny_train_config("callbacks.progress_bar.only_in_terminal=false", "test=false"))
     out = capsys.readouterr().out
     assert "step 2/2" in out and "/-" not in out and "Epoch" not in out
+
+
+def test_the_time_left_of_a_budget_capped_run_comes_from_its_cpu_budget(monkeypatch):
+    budget = CpuBudget(max_cpu_seconds=100)
+    budget.clock.cpu_before = 10.0  # spent by the processes this run resumed from
+    monkeypatch.setattr(budget.clock, "cpu_seconds", lambda: 30.0)  # 20 CPU-s in this process
+    trainer = SimpleNamespace(callbacks=[budget])
+    # 70 CPU-s still to spend at the 20 CPU-s per 40 wall-s this process has run: 140 s
+    assert budget_time_left(trainer, elapsed=40.0) == pytest.approx(140.0)
+    assert math.isnan(budget_time_left(SimpleNamespace(callbacks=[CpuBudget()]), elapsed=40.0))  # no cap
+    assert math.isnan(budget_time_left(SimpleNamespace(callbacks=[]), elapsed=40.0))
 
 
 def test_clock():

@@ -19,6 +19,8 @@ import lightning as L
 from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.utilities import rank_zero_only
 
+from inpainting.training.cpu_budget import CpuBudget
+
 log = logging.getLogger(__name__)
 
 
@@ -45,6 +47,17 @@ def _metric(trainer: L.Trainer, key: str) -> float | None:
 
 def _fmt(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
+
+
+def budget_time_left(trainer: L.Trainer, elapsed: float) -> float:
+    """Wall seconds until the CPU budget ends the run, at this process's CPU-per-wall rate (nan: no budget)."""
+    budget = next((c for c in trainer.callbacks if isinstance(c, CpuBudget) and c.max_cpu_seconds), None)
+    if budget is None:
+        return math.nan
+    used_here = budget.clock.cpu_seconds() - budget.clock.cpu_before
+    if used_here <= 0 or elapsed <= 0:
+        return math.nan
+    return max(budget.max_cpu_seconds - budget.clock.cpu_seconds(), 0.0) * elapsed / used_here
 
 
 def step_based(trainer: L.Trainer) -> bool:
@@ -88,7 +101,9 @@ class TrainProgressLog(L.Callback):
     ``step 200/300 | loss 0.412 | val psnr 26.49 ssim 0.912 | 14.2 img/s | 3m10s elapsed, 1m35s left``.
 
     Images/s is training images (all devices) over wall time since fit started, validation included; the time
-    left is the steps still to do at the step rate measured so far."""
+    left is the steps still to do at the step rate measured so far, or, when a CPU budget
+    (``callbacks.cpu_budget.max_cpu_seconds``) ends the run sooner, the CPU-seconds still to spend at the
+    CPU-per-wall-second rate measured so far."""
 
     def __init__(
         self, loss_key: str = "train/loss", val_prefix: str = "val", test_prefix: str = "test"
@@ -126,6 +141,9 @@ class TrainProgressLog(L.Callback):
         left = math.nan
         if trainer.max_steps > 0 and done > 0:
             left = (trainer.max_steps - trainer.global_step) * elapsed / done
+        left = min(
+            left, budget_time_left(trainer, elapsed), key=lambda t: t if math.isfinite(t) else math.inf
+        )
         psnr = _metric(trainer, f"{self.val_prefix}/psnr")
         ssim = _metric(trainer, f"{self.val_prefix}/ssim")
         log.info(
