@@ -3,6 +3,7 @@ ends decayed whatever its steps cost."""
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -38,6 +39,7 @@ def test_the_factor_warms_up_by_step_then_follows_a_cosine_of_the_budget_spent()
             "callbacks.cpu_budget.warmup_steps=-1",
         ),
         ({"max_cpu_seconds": 10, "decay": "cosine", "eta_min": -1.0}, "callbacks.cpu_budget.eta_min=-1.0"),
+        ({"max_wall_seconds": 0}, "callbacks.cpu_budget.max_wall_seconds=0"),
     ],
 )
 def test_bad_decay_settings_are_one_line_naming_the_option(kwargs, option):
@@ -46,8 +48,9 @@ def test_bad_decay_settings_are_one_line_naming_the_option(kwargs, option):
     assert option in str(error.value) and "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize("budget", ["max_cpu_seconds", "max_wall_seconds"])
 def test_a_budget_capped_run_ends_with_its_rate_decayed_and_keeps_the_base_rate_for_a_resume(
-    tiny_train_config,
+    tiny_train_config, budget, caplog
 ):
     cfg = tiny_train_config(
         "trainer.max_steps=100000",
@@ -55,14 +58,17 @@ def test_a_budget_capped_run_ends_with_its_rate_decayed_and_keeps_the_base_rate_
         "test=false",
         "scheduler=constant",
         "optimizer.lr=1e-3",
-        "callbacks.cpu_budget.max_cpu_seconds=6",
+        f"callbacks.cpu_budget.{budget}=6",
         "callbacks.cpu_budget.decay=cosine",
         "callbacks.cpu_budget.warmup_steps=2",
     )
-    train(cfg)
+    with caplog.at_level(logging.INFO, logger="inpainting.training.cpu_budget"):
+        train(cfg)
     run = Path(cfg.paths.output_dir)
     rows = read_curve(run / "curve.csv")[1:]  # the step-0 row has no rate yet
-    assert len(rows) >= 3 and rows[-1]["cpu_seconds"] >= 6  # the budget, not max_steps, ended it
+    clock = "cpu_seconds" if budget == "max_cpu_seconds" else "wall_seconds"
+    assert len(rows) >= 3 and rows[-1][clock] >= 6  # the budget, not max_steps, ended it
+    assert "budget reached" in caplog.text and f"(callbacks.cpu_budget.{budget})" in caplog.text
     lrs = [row["lr"] for row in rows]
     assert all(a >= b for a, b in zip(lrs, lrs[1:], strict=False)) and lrs[0] > lrs[-1]
     state = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)

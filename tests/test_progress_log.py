@@ -79,6 +79,11 @@ def test_the_time_left_of_a_budget_capped_run_comes_from_its_cpu_budget(monkeypa
     trainer = SimpleNamespace(callbacks=[budget])
     # 70 CPU-s still to spend at the 20 CPU-s per 40 wall-s this process has run: 140 s
     assert budget_time_left(trainer, elapsed=40.0) == pytest.approx(140.0)
+    # a wall budget that ends sooner: its own rest, 60 s
+    both = CpuBudget(max_cpu_seconds=100, max_wall_seconds=100)
+    monkeypatch.setattr(both.clock, "cpu_seconds", lambda: 20.0)
+    monkeypatch.setattr(both.clock, "wall_seconds", lambda: 40.0)
+    assert budget_time_left(SimpleNamespace(callbacks=[both]), elapsed=40.0) == pytest.approx(60.0)
     assert math.isnan(budget_time_left(SimpleNamespace(callbacks=[CpuBudget()]), elapsed=40.0))  # no cap
     assert math.isnan(budget_time_left(SimpleNamespace(callbacks=[]), elapsed=40.0))
 

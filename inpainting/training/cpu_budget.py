@@ -1,4 +1,4 @@
-"""CPU time of a training run, and a cap on it (``callbacks.cpu_budget.max_cpu_seconds``).
+"""CPU time of a training run, and caps on it (``callbacks.cpu_budget.max_cpu_seconds``, ``max_wall_seconds``).
 
 A wall-clock cap (``+trainer.max_time``) ranks recipes by how busy the machine was; comparing recipes "per
 CPU-hour" needs the CPU time the run itself used. :func:`time.process_time` is that: user + system time of every
@@ -75,13 +75,16 @@ def budget_lr_factor(
 
 
 class CpuBudget(L.Callback):
-    """Stop training once the run has used ``max_cpu_seconds`` of CPU time (``None``: no cap), and with
-    ``decay="cosine"`` decay the learning rate over that budget (a warm-up of ``warmup_steps`` steps first).
+    """Stop training once the run has used ``max_cpu_seconds`` of CPU time or ``max_wall_seconds`` of wall time
+    (``None``: no such cap), and with ``decay="cosine"`` decay the learning rate over whichever budget is nearer
+    its end (a warm-up of ``warmup_steps`` steps first).
 
     Like ``trainer.max_time`` it sets ``trainer.should_stop``: Lightning then validates at that step, the
     checkpoint callbacks save and test runs as after any end of fit. Under DDP every rank counts its own process
     and all stop when any one is over. The decay sets every optimizer's rate itself before each step, from each
     parameter group's base rate, so it refuses to run with a schedule of its own (use ``scheduler=constant``).
+    The CPU budget is for comparing recipes on a shared machine; the wall budget is for a machine lent by the
+    minute (a GPU run that must end decayed whatever its step rate turns out to be).
     """
 
     def __init__(
@@ -90,18 +93,20 @@ class CpuBudget(L.Callback):
         decay: str = "none",
         warmup_steps: int = 0,
         eta_min: float = 1.0e-6,
+        max_wall_seconds: float | None = None,
     ) -> None:
-        if max_cpu_seconds is not None and not max_cpu_seconds > 0:
-            raise ConfigError(
-                f"callbacks.cpu_budget.max_cpu_seconds={max_cpu_seconds}: give a positive number of seconds, "
-                "or null for no cap"
-            )
+        for name, value in (("max_cpu_seconds", max_cpu_seconds), ("max_wall_seconds", max_wall_seconds)):
+            if value is not None and not value > 0:
+                raise ConfigError(
+                    f"callbacks.cpu_budget.{name}={value}: give a positive number of seconds, or null for no cap"
+                )
         if decay not in DECAYS:
             raise ConfigError(f"callbacks.cpu_budget.decay={decay!r}: choose one of {', '.join(DECAYS)}")
-        if decay != "none" and max_cpu_seconds is None:
+        if decay != "none" and max_cpu_seconds is None and max_wall_seconds is None:
             raise ConfigError(
-                f"callbacks.cpu_budget.decay={decay} decays over the CPU budget: also set "
-                "callbacks.cpu_budget.max_cpu_seconds to a positive number of seconds"
+                f"callbacks.cpu_budget.decay={decay} decays over a budget: also set "
+                "callbacks.cpu_budget.max_cpu_seconds or callbacks.cpu_budget.max_wall_seconds to a positive "
+                "number of seconds"
             )
         if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
             raise ConfigError(
@@ -110,11 +115,25 @@ class CpuBudget(L.Callback):
         if not eta_min >= 0:
             raise ConfigError(f"callbacks.cpu_budget.eta_min={eta_min}: give a learning rate of 0 or more")
         self.max_cpu_seconds = max_cpu_seconds
+        self.max_wall_seconds = max_wall_seconds
         self.decay = decay
         self.warmup_steps = warmup_steps
         self.eta_min = eta_min
         self.clock = CpuClock()
         self.stopped = False
+
+    def _budgets(self) -> list[tuple[str, float, float]]:
+        """(name, seconds spent, cap) of each budget that is set."""
+        budgets = []
+        if self.max_cpu_seconds is not None:
+            budgets.append(("max_cpu_seconds", self.clock.cpu_seconds(), self.max_cpu_seconds))
+        if self.max_wall_seconds is not None:
+            budgets.append(("max_wall_seconds", self.clock.wall_seconds(), self.max_wall_seconds))
+        return budgets
+
+    def spent_fraction(self) -> float:
+        """The larger of the fractions of the CPU and wall budgets used so far (0 when neither is set)."""
+        return max([spent / cap for _, spent, cap in self._budgets()], default=0.0)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.clock.start()
@@ -125,9 +144,9 @@ class CpuBudget(L.Callback):
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        if self.decay == "none" or self.max_cpu_seconds is None:
+        if self.decay == "none":
             return
-        spent = self.clock.cpu_seconds() / self.max_cpu_seconds
+        spent = self.spent_fraction()
         for optimizer in trainer.optimizers:
             for group in optimizer.param_groups:
                 # the base rate is kept in the group, so it is saved with the optimizer and survives a resume
@@ -138,18 +157,23 @@ class CpuBudget(L.Callback):
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        if self.max_cpu_seconds is None or self.stopped:
+        budgets = self._budgets()
+        if not budgets or self.stopped:
             return
-        spent = self.clock.cpu_seconds()
-        over = trainer.strategy.reduce_boolean_decision(spent >= self.max_cpu_seconds, all=False)
-        if over:
+        over = [(name, spent, cap) for name, spent, cap in budgets if spent >= cap]
+        if trainer.strategy.reduce_boolean_decision(bool(over), all=False):
             trainer.should_stop = self.stopped = True
             if trainer.is_global_zero:
+                name, spent, cap = over[0] if over else budgets[0]  # another rank's budget may have ended it
+                kind = "CPU" if name == "max_cpu_seconds" else "wall"
                 log.info(
-                    "CPU budget reached: %.0f of %.0f CPU-seconds (callbacks.cpu_budget.max_cpu_seconds) at "
-                    "step %d; stopping training",
+                    "%s budget reached: %.0f of %.0f %s-seconds (callbacks.cpu_budget.%s) at step %d; "
+                    "stopping training",
+                    kind,
                     spent,
-                    self.max_cpu_seconds,
+                    cap,
+                    kind,
+                    name,
                     trainer.global_step,
                 )
 

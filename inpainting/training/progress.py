@@ -50,14 +50,18 @@ def _fmt(value: float | None, digits: int) -> str:
 
 
 def budget_time_left(trainer: L.Trainer, elapsed: float) -> float:
-    """Wall seconds until the CPU budget ends the run, at this process's CPU-per-wall rate (nan: no budget)."""
-    budget = next((c for c in trainer.callbacks if isinstance(c, CpuBudget) and c.max_cpu_seconds), None)
+    """Wall seconds until a budget (``callbacks.cpu_budget``) ends the run: the wall budget's rest, or the CPU
+    budget's rest at this process's CPU-per-wall rate, whichever is sooner (nan: no budget)."""
+    budget = next((c for c in trainer.callbacks if isinstance(c, CpuBudget)), None)
     if budget is None:
         return math.nan
+    left = []
+    if budget.max_wall_seconds is not None:
+        left.append(max(budget.max_wall_seconds - budget.clock.wall_seconds(), 0.0))
     used_here = budget.clock.cpu_seconds() - budget.clock.cpu_before
-    if used_here <= 0 or elapsed <= 0:
-        return math.nan
-    return max(budget.max_cpu_seconds - budget.clock.cpu_seconds(), 0.0) * elapsed / used_here
+    if budget.max_cpu_seconds is not None and used_here > 0 and elapsed > 0:
+        left.append(max(budget.max_cpu_seconds - budget.clock.cpu_seconds(), 0.0) * elapsed / used_here)
+    return min(left, default=math.nan)
 
 
 def step_based(trainer: L.Trainer) -> bool:
