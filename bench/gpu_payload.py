@@ -129,9 +129,9 @@ def write_summary(args: argparse.Namespace) -> str:
     text = (
         f"# GPU training run: `{args.command}`\n\n"
         f"- card: {args.card}\n"
-        f"- recipe: conf/experiment/default_model.yaml, overrides `{args.overrides}`\n"
-        f"- training: {step} steps of {args.planned_steps} planned (the cosine schedule's length), "
-        f"{args.train_seconds / 60:.1f} min wall time with start-up{rate} (cap {args.minutes:g} min)\n"
+        f"- recipe: conf/experiment/default_model_stage2.yaml from the shipped weights, overrides `{args.overrides}`\n"
+        f"- training: {step} steps (step cap {args.planned_steps}; the rate decays over the {args.minutes:g}-min "
+        f"wall budget), {args.train_seconds / 60:.1f} min wall time with start-up{rate}\n"
         f"- generator file: `{Path(args.generator).name}` (row `gpu` below)\n\n"
         f"## Test split\n\n{table}"
     )

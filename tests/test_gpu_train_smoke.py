@@ -50,7 +50,7 @@ def test_smoke_runs_every_stage(tmp_path: Path) -> None:
     table = (out / "test_table.md").read_text()
     assert all(f"| {row} |" in table for row in ("harmonic", "default", "gpu"))
     summary = (out / "summary.md").read_text()
-    assert "card: CPU (--smoke)" in summary and "4 steps of 4 planned" in summary
+    assert "card: CPU (--smoke)" in summary and "4 steps (step cap 4;" in summary
     assert "| gpu |" in summary and "trainer.precision=32-true" in summary
     assert (out / "train_metrics.csv").is_file()
 
