@@ -11,8 +11,9 @@ a resume (its state is stored in the checkpoint), so a resumed run's budget and 
 ``decay=cosine`` spends the learning rate with the budget: a schedule over ``trainer.max_steps`` cannot end
 decayed when the budget, not the step count, ends the run, and recipes whose steps cost different CPU time (width,
 batch, crop size) then stop at different points of their schedule. Here the rate follows the CPU-seconds spent
-instead, so every job of a sweep ends settled at the same budget. The price: the rate depends on measured time,
-so two runs of the same seed are no longer bit-identical.
+instead, so every job of a sweep ends settled at the same budget. ``max_wall_seconds`` is the same on wall time
+(a machine lent by the minute); with both set, the rate follows whichever is nearer its end. The price: the rate
+depends on measured time, so two runs of the same seed are no longer bit-identical.
 """
 
 from __future__ import annotations
