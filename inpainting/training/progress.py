@@ -105,9 +105,9 @@ class TrainProgressLog(L.Callback):
     ``step 200/300 | loss 0.412 | val psnr 26.49 ssim 0.912 | 14.2 img/s | 3m10s elapsed, 1m35s left``.
 
     Images/s is training images (all devices) over wall time since fit started, validation included; the time
-    left is the steps still to do at the step rate measured so far, or, when a CPU budget
-    (``callbacks.cpu_budget.max_cpu_seconds``) ends the run sooner, the CPU-seconds still to spend at the
-    CPU-per-wall-second rate measured so far."""
+    left is the steps still to do at the step rate measured so far, or, when a budget (``callbacks.cpu_budget``)
+    ends the run sooner, the wall budget's rest or the CPU-seconds still to spend at the CPU-per-wall-second rate
+    measured so far."""
 
     def __init__(
         self, loss_key: str = "train/loss", val_prefix: str = "val", test_prefix: str = "test"
