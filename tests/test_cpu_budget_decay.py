@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -77,6 +78,25 @@ def test_a_budget_capped_run_ends_with_its_rate_decayed_and_keeps_the_base_rate_
     # the last step started after most of the budget was spent (one step of a loaded machine is < 3 s): the
     # cosine's tail, < 0.3 x the base rate from 63% of the budget on
     assert group["lr"] < 0.3 * 1e-3
+
+
+def test_every_rank_takes_the_rate_from_rank_zeros_budget():
+    """Under DDP each rank's clock differs; a rate from each rank's own would step the replicas apart."""
+    budget = CpuBudget(max_cpu_seconds=100, decay="cosine", eta_min=0.0)
+    budget.clock.cpu_seconds = lambda: 90.0  # this rank: 90% spent
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    broadcasts = []
+
+    def broadcast(obj, src=0):
+        broadcasts.append((obj, src))
+        return 0.5  # rank 0 has spent half
+
+    trainer = SimpleNamespace(
+        strategy=SimpleNamespace(broadcast=broadcast), optimizers=[optimizer], global_step=50
+    )
+    budget.on_train_batch_start(trainer, None, None, 0)
+    assert broadcasts == [(pytest.approx(0.9), 0)]
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.5e-3)  # the cosine at rank 0's half, not at 90%
 
 
 def test_the_decay_refuses_a_second_schedule_on_the_same_rate(tiny_train_config):

@@ -24,6 +24,7 @@ import time
 from typing import Any
 
 import lightning as L
+from torch.optim.lr_scheduler import ConstantLR
 
 from inpainting.errors import ConfigError
 
@@ -147,7 +148,8 @@ class CpuBudget(L.Callback):
     ) -> None:
         if self.decay == "none":
             return
-        spent = self.spent_fraction()
+        # one rate for every rank: rank 0's clock (each rank's own would step DDP replicas apart)
+        spent = trainer.strategy.broadcast(self.spent_fraction(), src=0)
         for optimizer in trainer.optimizers:
             for group in optimizer.param_groups:
                 # the base rate is kept in the group, so it is saved with the optimizer and survives a resume
@@ -188,7 +190,7 @@ class CpuBudget(L.Callback):
 def _refuse_other_schedules(trainer: L.Trainer) -> None:
     """Two schedules on one rate would multiply: the budget's decay runs only beside a constant one."""
     for config in trainer.lr_scheduler_configs:
-        if type(config.scheduler).__name__ != "ConstantLR":
+        if not isinstance(config.scheduler, ConstantLR):
             raise ConfigError(
                 f"callbacks.cpu_budget.decay sets the learning rate itself, but a "
                 f"{type(config.scheduler).__name__} schedule is configured too: use scheduler=constant"
